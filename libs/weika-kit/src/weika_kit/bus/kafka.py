@@ -1,0 +1,142 @@
+"""The Apache Kafka adapter of the event bus (kafka-python): idempotent acks=all producer, manual commits."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from weika_kit.bus import BusError, Message, OutgoingMessage, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+class KafkaBus:
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "weika", replication_factor: int = 1,
+                 session_timeout_ms: int = 10000):
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.replication_factor = replication_factor
+        self.session_timeout_ms = session_timeout_ms
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def _get_producer(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=f"{self.client_id}-producer",
+                    acks="all",
+                    enable_idempotence=True,
+                    retries=2**31 - 1,
+                    max_in_flight_requests_per_connection=5,
+                    linger_ms=2,
+                    delivery_timeout_ms=120000,
+                    request_timeout_ms=30000,
+                )
+            return self._producer
+
+    def ensure_topics(self, topics: Sequence[TopicSpec]) -> None:
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-admin")
+        try:
+            existing = set(admin.list_topics())
+            missing = [
+                NewTopic(t.name, t.partitions, self.replication_factor,
+                         topic_configs={"retention.ms": str(t.retention_ms)})
+                for t in topics if t.name not in existing
+            ]
+            for topic in missing:
+                try:
+                    admin.create_topics([topic])
+                except TopicAlreadyExistsError:
+                    pass  # created by another service between our list and our create
+        finally:
+            admin.close()
+
+    def publish(self, messages: Sequence[OutgoingMessage], timeout_s: float = 30.0) -> None:
+        if not messages:
+            return
+        try:
+            producer = self._get_producer()
+            futures = [producer.send(m.topic, key=m.key, value=m.value, headers=list(m.headers)) for m in messages]
+            producer.flush(timeout=timeout_s)
+            for future in futures:
+                future.get(timeout=timeout_s)
+        except KafkaError as exc:
+            raise BusError(f"Kafka publish failed: {exc}") from exc
+
+    def consumer(self, group_id: str, topics: Sequence[str], client_id: str | None = None) -> KafkaGroupConsumer:
+        return KafkaGroupConsumer(self, group_id, topics, client_id or self.client_id)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-offsets")
+        try:
+            partitions = consumer.partitions_for_topic(topic) or set()
+            ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+            return {tp.partition: offset for tp, offset in ends.items()}
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+                self._producer = None
+
+
+class KafkaGroupConsumer:
+    def __init__(self, bus: KafkaBus, group_id: str, topics: Sequence[str], client_id: str):
+        self.group_id = group_id
+        self._consumer = KafkaConsumer(
+            *topics,
+            bootstrap_servers=bus.bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=bus.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, bus.session_timeout_ms // 3),
+            max_poll_interval_ms=300000,
+        )
+
+    def poll(self, timeout_s: float = 1.0, max_records: int = 100) -> list[Message]:
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except KafkaError as exc:
+            raise BusError(f"Kafka poll failed: {exc}") from exc
+        out: list[Message] = []
+        for records in batches.values():
+            out.extend(
+                Message(
+                    topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
+                    headers=tuple((k, v or b"") for k, v in (r.headers or [])), timestamp_ms=r.timestamp,
+                )
+                for r in records
+            )
+        return out
+
+    def commit(self, messages: Iterable[Message]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            if tp not in offsets or offsets[tp].offset < m.offset + 1:
+                offsets[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # Usually a rebalance took the partition away: its new owner will see these again (deduplicated).
+            log.warning("Kafka commit failed; messages will be redelivered", extra={"error": str(exc)})
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)

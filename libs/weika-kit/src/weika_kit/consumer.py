@@ -1,0 +1,154 @@
+"""Idempotent event consumers: the event id is recorded with the effect in one transaction.
+
+Offsets are committed only after the effect; a failing message is retried, then sent to `<topic>.dlq`
+with the error, and the rest go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from weika_kit import context, faults, metrics
+from weika_kit.bus import EventBus, Message, OutgoingMessage
+from weika_kit.db import KIT_TABLES, Database, UnitOfWork
+from weika_kit.envelope import Envelope, EnvelopeError
+
+log = logging.getLogger(__name__)
+INBOX = KIT_TABLES["inbox"]
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Event:
+    envelope: Envelope
+    payload: ProtoMessage
+    message: Message
+
+
+Handler = Callable[[Event, UnitOfWork], None]
+
+
+class PoisonMessage(Exception):
+    """The message can never be handled (undecodable); it goes to the dead-letter topic at once."""
+
+
+class EventConsumer:
+    """One consumer group of one service: a table of handlers, one per topic."""
+
+    def __init__(self, db: Database, bus: EventBus, *, group: str, handlers: Mapping[str, Handler],
+                 max_attempts: int = 5, retry_backoff_s: float = 0.2, client_id: str | None = None,
+                 payload_types: Mapping[str, type[ProtoMessage]] | None = None):
+        self.db = db
+        self.bus = bus
+        self.group = group
+        self.handlers = dict(handlers)
+        self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
+        self.client_id = client_id
+        # topic -> payload class; unset topics are looked up in the topic registry
+        self.payload_types = dict(payload_types or {})
+        self.running = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+            except Exception:
+                log.exception("consumer loop failed; rejoining", extra={"group": self.group})
+                stop.wait(1.0)
+
+    def _consume(self, stop: threading.Event) -> None:
+        consumer = self.bus.consumer(self.group, sorted(self.handlers), client_id=self.client_id)
+        self.running.set()
+        try:
+            while not stop.is_set():
+                processed = []
+                for message in consumer.poll(timeout_s=0.5):
+                    if stop.is_set():
+                        break  # the rest are redelivered to whoever owns the partition next
+                    self.process(message)
+                    faults.crash_point("consumer.after_effect_before_commit")
+                    processed.append(message)
+                if processed:
+                    consumer.commit(processed)
+        finally:
+            self.running.clear()
+            consumer.close()
+
+    def process(self, message: Message) -> str:
+        """Apply one message exactly once in effect; return the outcome (applied, duplicate, dead_lettered)."""
+        try:
+            event = self.decode(message)
+        except PoisonMessage as exc:
+            return self._dead_letter(message, f"undecodable: {exc}")
+        handler = self.handlers[message.topic]
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                outcome = self._apply_once(event, handler)
+                metrics.EVENTS_CONSUMED.labels(self.group, message.topic, outcome).inc()
+                return outcome
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                metrics.EVENT_HANDLER_FAILURES.labels(self.group, message.topic).inc()
+                log.warning("event handler failed", exc_info=True, extra={
+                    "group": self.group, "topic": message.topic, "event_id": event.envelope.id, "attempt": attempt})
+                if attempt < self.max_attempts:
+                    time.sleep(self.retry_backoff_s * attempt)
+        return self._dead_letter(message, error)
+
+    def decode(self, message: Message) -> Event:
+        from weika_kit.topics import decode
+
+        try:
+            envelope = Envelope.from_headers(message.headers)
+            payload_type = self.payload_types.get(message.topic)
+            if payload_type is not None:
+                payload = payload_type.FromString(message.value)
+            else:
+                payload = decode(message.topic, message.value)
+        except (EnvelopeError, DecodeError, KeyError, ValueError) as exc:
+            raise PoisonMessage(str(exc)) from exc
+        return Event(envelope, payload, message)
+
+    def _apply_once(self, event: Event, handler: Handler) -> str:
+        env = event.envelope
+        caller = context.Caller(merchant_id=env.merchant_id, mode=env.mode, role="system") \
+            if env.mode in context.MODES and env.merchant_id else None
+        with context.bound(caller=caller, request_id=env.request_id or None), self.db.unit_of_work() as uow:
+            seen = uow.execute(
+                select(INBOX.c.event_id).where(INBOX.c.consumer_group == self.group, INBOX.c.event_id == env.id)
+            ).first()
+            if seen:
+                return "duplicate"
+            handler(event, uow)
+            uow.execute(insert(INBOX).values(
+                consumer_group=self.group, event_id=env.id, topic=event.message.topic, processed_at=uow.now()))
+            try:
+                uow.commit()
+            except IntegrityError:
+                # A twin consumer applied the same event concurrently and won the insert: ours rolls back.
+                return "duplicate"
+        return "applied"
+
+    def _dead_letter(self, message: Message, error: str) -> str:
+        headers = tuple(message.headers) + (
+            ("x-weika-dlq-error", error[:2000].encode()),
+            ("x-weika-dlq-group", self.group.encode()),
+            ("x-weika-dlq-original-partition", str(message.partition).encode()),
+            ("x-weika-dlq-original-offset", str(message.offset).encode()),
+        )
+        self.bus.publish([OutgoingMessage(message.topic + DLQ_SUFFIX, message.key or b"", message.value, headers)])
+        metrics.EVENTS_CONSUMED.labels(self.group, message.topic, "dead_lettered").inc()
+        log.error("event sent to the dead-letter topic", extra={
+            "group": self.group, "topic": message.topic, "offset": message.offset, "error": error})
+        return "dead_lettered"

@@ -1,0 +1,179 @@
+"""The event-bus contract: the same promises hold on the embedded log and on Apache Kafka.
+
+Each test runs twice (stack fixture): embedded log + SQLite, and Kafka + PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import create_engine, select
+
+from weika_kit.bus import Message, OutgoingMessage, TopicSpec
+from weika_kit.envelope import Envelope
+
+from tests.contract.app import EFFECTS, LEDGER, order_paid
+
+
+def outgoing(topic: str, key: str, seq: int, *, headers: bool = True, order_id: str | None = None) -> OutgoingMessage:
+    order_id = order_id or f"{key}:{seq}"
+    env = Envelope(id=f"{topic}:{key}:{seq}", source="/weika/contract", type=topic, time=datetime.now(UTC),
+                   subject=key, merchant_id="m-1", mode="test")
+    return OutgoingMessage(topic, key.encode(), order_paid(order_id).SerializeToString(),
+                           env.headers() if headers else ())
+
+
+def consume(consumer, expected: int, timeout: float = 60.0) -> list[Message]:  # type: ignore[no-untyped-def]
+    got: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < expected and time.monotonic() < deadline:
+        batch = consumer.poll(timeout_s=0.5)
+        got.extend(batch)
+        consumer.commit(batch)
+    return got
+
+
+def count(db_url: str, table, column) -> collections.Counter:  # type: ignore[no-untyped-def]
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return collections.Counter(row[0] for row in conn.execute(select(column)))
+    finally:
+        engine.dispose()
+
+
+def test_messages_of_one_key_arrive_in_publish_order(stack):
+    bus = stack.open_bus()
+    topic = stack.topic("order")
+    bus.ensure_topics([TopicSpec(topic, partitions=3)])
+    keys = [f"k{i}" for i in range(7)]
+    bus.publish([outgoing(topic, keys[i % 7], i) for i in range(350)])
+    consumer = bus.consumer(f"g-{topic}", [topic])
+    got = consume(consumer, 350)
+    consumer.close()
+    bus.close()
+
+    assert len(got) == 350
+    by_key: dict[bytes, list[int]] = collections.defaultdict(list)
+    partitions_of_key: dict[bytes, set[int]] = collections.defaultdict(set)
+    for m in got:
+        by_key[m.key].append(int(m.header("ce_id").decode().rsplit(":", 1)[1]))
+        partitions_of_key[m.key].add(m.partition)
+    for key, seqs in by_key.items():
+        assert seqs == sorted(seqs), f"key {key!r} out of order"
+        assert len(partitions_of_key[key]) == 1
+
+
+def test_two_consumers_in_one_group_share_the_partitions(stack):
+    bus = stack.open_bus()
+    topic = stack.topic("share")
+    bus.ensure_topics([TopicSpec(topic, partitions=4)])
+    group = f"g-{topic}"
+    first = bus.consumer(group, [topic], client_id="first")
+    second = bus.consumer(group, [topic], client_id="second")
+    # Both members must have joined before the data arrives, so that the group has settled.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        first.poll(timeout_s=0.2)
+        second.poll(timeout_s=0.2)
+        if first.assignment() and second.assignment() and \
+                len(first.assignment() | second.assignment()) == 4:
+            break
+    assert first.assignment() and second.assignment(), "both members own partitions"
+    assert not first.assignment() & second.assignment(), "no partition is owned twice"
+
+    bus.publish([outgoing(topic, f"k{i}", i) for i in range(200)])
+    got = {"first": [], "second": []}
+    deadline = time.monotonic() + 60
+    while sum(map(len, got.values())) < 200 and time.monotonic() < deadline:
+        for name, consumer in (("first", first), ("second", second)):
+            batch = consumer.poll(timeout_s=0.2)
+            got[name].extend(batch)
+            consumer.commit(batch)
+    first.close()
+    second.close()
+    bus.close()
+
+    ids = [m.header("ce_id") for batch in got.values() for m in batch]
+    assert len(ids) == 200 and len(set(ids)) == 200
+    assert got["first"] and got["second"]
+    assert not {m.partition for m in got["first"]} & {m.partition for m in got["second"]}
+
+
+def test_consumer_killed_after_effect_before_commit_applies_the_effect_once(stack):
+    topic = stack.topic("crash-consumer")
+    stack.open_bus().ensure_topics([TopicSpec(topic, partitions=1)])
+    stack.app("source", "--db", stack.db_url, "--topic", topic, "--count", "5")
+
+    crashed = stack.app("sink", "--db", stack.db_url, "--topic", topic, "--group", "sink", "--expect", "5",
+                        faults="consumer.after_effect_before_commit", check=False)
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    assert sum(count(stack.db_url, EFFECTS, EFFECTS.c.order_id).values()) >= 1  # the effect was committed
+
+    stack.app("sink", "--db", stack.db_url, "--topic", topic, "--group", "sink", "--expect", "5")
+    effects = count(stack.db_url, EFFECTS, EFFECTS.c.order_id)
+    assert effects == {f"o-{i}": 1 for i in range(5)}
+
+
+def test_service_killed_between_commit_and_publish_publishes_after_restart(stack):
+    topic = stack.topic("crash-relay")
+    bus = stack.open_bus()
+    bus.ensure_topics([TopicSpec(topic, partitions=3)])
+
+    crashed = stack.app("source", "--db", stack.db_url, "--topic", topic, "--count", "3",
+                        faults="relay.before_publish", check=False)
+    assert crashed.returncode == -9 and "COMMITTED" in crashed.stdout
+    assert sum(count(stack.db_url, LEDGER, LEDGER.c.order_id).values()) == 3
+    probe = bus.consumer(f"probe-{topic}", [topic])
+    assert consume(probe, 1, timeout=5) == [], "nothing was published before the crash"
+    probe.close()
+
+    stack.app("relay", "--db", stack.db_url)  # the service restarts: its relay publishes the backlog
+    stack.app("sink", "--db", stack.db_url, "--topic", topic, "--group", "sink", "--expect", "3")
+    assert count(stack.db_url, EFFECTS, EFFECTS.c.order_id) == {"o-0": 1, "o-1": 1, "o-2": 1}
+    bus.close()
+
+
+def test_service_killed_after_publish_before_marking_sent_is_applied_once(stack):
+    topic = stack.topic("crash-mark")
+    bus = stack.open_bus()
+    bus.ensure_topics([TopicSpec(topic, partitions=3)])
+
+    crashed = stack.app("source", "--db", stack.db_url, "--topic", topic, "--count", "3",
+                        faults="relay.after_publish", check=False)
+    assert crashed.returncode == -9
+    stack.app("relay", "--db", stack.db_url)  # publishes the same three events a second time
+
+    reader = bus.consumer(f"reader-{topic}", [topic])
+    delivered = consume(reader, 6, timeout=30)
+    reader.close()
+    assert len(delivered) == 6, "at-least-once: the rows were sent twice"
+    stack.app("sink", "--db", stack.db_url, "--topic", topic, "--group", "sink", "--expect", "3", "--linger", "2")
+    assert count(stack.db_url, EFFECTS, EFFECTS.c.order_id) == {"o-0": 1, "o-1": 1, "o-2": 1}
+    bus.close()
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_flow(stack):
+    topic = stack.topic("poison")
+    bus = stack.open_bus()
+    bus.ensure_topics([TopicSpec(topic, partitions=1), TopicSpec(topic + ".dlq", partitions=1)])
+    bus.publish([
+        outgoing(topic, "a", 1, order_id="good-1"),
+        OutgoingMessage(topic, b"b", b"\xff\xfe not a protobuf", ()),  # no envelope, garbage payload
+        outgoing(topic, "c", 2, order_id="poison-2"),  # the handler always fails on it
+        outgoing(topic, "d", 3, order_id="good-3"),
+    ])
+    stack.app("sink", "--db", stack.db_url, "--topic", topic, "--group", "sink", "--expect", "2", "--linger", "2")
+
+    assert count(stack.db_url, EFFECTS, EFFECTS.c.order_id) == {"good-1": 1, "good-3": 1}
+    dlq = bus.consumer(f"dlq-{topic}", [topic + ".dlq"])
+    dead = consume(dlq, 2, timeout=30)
+    dlq.close()
+    bus.close()
+    assert sorted(m.key for m in dead) == [b"b", b"c"]
+    errors = {m.key: m.header("x-weika-dlq-error").decode() for m in dead}
+    assert "undecodable" in errors[b"b"]
+    assert "cannot apply poison-2" in errors[b"c"]
+    assert all(m.header("x-weika-dlq-group") == b"sink" for m in dead)
