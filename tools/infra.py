@@ -362,7 +362,8 @@ def _pg_running_pid() -> int | None:
         pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    # after a reboot the stale pid may belong to an unrelated process
+    return pid if _pid_alive(pid) and "postgres" in _cmdline(pid) else None
 
 
 def _ensure_postgres() -> str:
@@ -420,17 +421,18 @@ def _ensure_postgres() -> str:
     )
     _chown_pg(weika_conf)
     t0 = time.monotonic()
+    pg_ctl_output = ""
     if _pg_running_pid() is None:
-        _run(
+        pg_ctl_output = _run(
             _as_pg_owner([bindir / "pg_ctl", "-D", data, "-l", base / "postgres.log", "-w", "-t", "120", "start"]),
             check=False, cwd=base, timeout=180,
-        )
+        ).stdout
     # else: our postmaster is alive but not accepting connections yet (crash recovery, another `up` starting it)
     deadline = time.monotonic() + 120
     while not _pg_ready(port) and time.monotonic() < deadline and _pg_running_pid() is not None:
         time.sleep(0.2)
     if not _pg_ready(port):
-        raise InfraError(f"PostgreSQL did not start on {HOST}:{port}:\n{_tail(base / 'postgres.log')}")
+        raise InfraError(f"PostgreSQL did not start on {HOST}:{port}:\n{pg_ctl_output}{_tail(base / 'postgres.log')}")
     seconds = time.monotonic() - t0
     log(f"postgres: started {bindir.parent.name} on {HOST}:{port} in {seconds:.1f} s (data {data})")
     last_outcome["postgres"] = f"started in {seconds:.1f} s"

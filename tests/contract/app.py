@@ -16,8 +16,8 @@ import time
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
-from weika.events.v1 import orders_pb2
 
+from weika.events.v1 import orders_pb2
 from weika_kit.bus import EventBus, OutgoingMessage
 from weika_kit.consumer import Event, EventConsumer
 from weika_kit.db import KIT_METADATA, Database, UnitOfWork

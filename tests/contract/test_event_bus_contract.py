@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, select
 
+from tests.contract.app import EFFECTS, LEDGER, order_paid
 from weika_kit.bus import Message, OutgoingMessage, TopicSpec
 from weika_kit.envelope import Envelope
-
-from tests.contract.app import EFFECTS, LEDGER, order_paid
 
 
 def outgoing(topic: str, key: str, seq: int, *, headers: bool = True, order_id: str | None = None) -> OutgoingMessage:

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
-from weika.events.v1 import orders_pb2
 
+from weika.events.v1 import orders_pb2
 from weika_kit import config, context
 from weika_kit.consumer import EventConsumer
 from weika_kit.db import KIT_METADATA, KIT_TABLES, Database
@@ -21,7 +21,6 @@ from weika_kit.errors import Conflict, NotFound, RemoteError
 from weika_kit.grpc_server import GrpcServer
 from weika_kit.metrics import GRPC_HANDLED, ProbeServer
 from weika_kit.outbox import Lease, OutboxRelay
-
 from weika_kit.testing import FakeBus
 
 METADATA = MetaData()

@@ -9,6 +9,7 @@ import re
 import pytest
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
 from weika_kit import topics
 from weika_kit.bus import TopicSpec
 

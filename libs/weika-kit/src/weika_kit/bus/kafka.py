@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -52,10 +53,9 @@ class KafkaBus:
                 for t in topics if t.name not in existing
             ]
             for topic in missing:
-                try:
+                # Another service may create it between our list and our create.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics([topic])
-                except TopicAlreadyExistsError:
-                    pass  # created by another service between our list and our create
         finally:
             admin.close()
 

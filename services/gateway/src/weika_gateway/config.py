@@ -1,0 +1,33 @@
+"""The gateway's settings, read from environment variables with embedded defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from weika_kit.config import DEFAULT_GATEWAY_PORT, env, env_int
+
+MAX_BODY_BYTES = 1024 * 1024
+# Each service gets this long to answer the health check; they are asked concurrently.
+HEALTH_CHECK_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """What the gateway process reads at start-up (the database URL comes from weika_kit.config)."""
+
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_GATEWAY_PORT
+    # The platform operator's bearer token; None disables the operator endpoints (503).
+    admin_token: str | None = None
+    log_level: str = "INFO"
+    grpc_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> GatewaySettings:
+        return cls(
+            host=env("WEIKA_GATEWAY_HOST", "0.0.0.0") or "0.0.0.0",
+            port=env_int("WEIKA_GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
+            admin_token=env("WEIKA_ADMIN_TOKEN"),
+            log_level=env("WEIKA_LOG_LEVEL", "INFO") or "INFO",
+            grpc_timeout_s=float(env_int("WEIKA_GATEWAY_GRPC_TIMEOUT_S", 10)),
+        )

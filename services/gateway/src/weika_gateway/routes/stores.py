@@ -1,0 +1,54 @@
+"""Stores: per merchant and per mode (the test world has stores of its own); codes unique in each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from sqlalchemy.exc import IntegrityError
+
+from weika_gateway import serializers
+from weika_gateway.adapters.repository import StoreRepository
+from weika_gateway.auth import api_key_required, current_caller
+from weika_gateway.errors import StoreCodeTaken, StoreNotFound
+from weika_gateway.routes import body_fields
+from weika_gateway.state import state
+from weika_kit import ids
+
+bp = Blueprint("stores", __name__, url_prefix="/v1")
+
+
+@bp.post("/stores")
+@api_key_required
+def create_store() -> tuple[dict[str, Any], int]:
+    fields = body_fields()
+    name = fields.text("name", max_length=100)
+    code = fields.text("code", max_length=40)
+    region = fields.optional_text("region", max_length=40)
+    address = fields.optional_text("address", max_length=300)
+    try:
+        with state().db.unit_of_work() as uow:
+            row = StoreRepository(uow, current_caller()).add(
+                id=ids.new_id("sto"), name=name, code=code, region=region, address=address)
+            uow.commit()
+    except IntegrityError:
+        raise StoreCodeTaken(f"a store with code {code!r} already exists", details={"code": code}) from None
+    return serializers.store(row), 201
+
+
+@bp.get("/stores")
+@api_key_required
+def list_stores() -> dict[str, Any]:
+    with state().db.unit_of_work() as uow:
+        rows = StoreRepository(uow, current_caller()).list()
+    return {"data": [serializers.store(row) for row in rows]}
+
+
+@bp.get("/stores/<store_id>")
+@api_key_required
+def get_store(store_id: str) -> dict[str, Any]:
+    with state().db.unit_of_work() as uow:
+        row = StoreRepository(uow, current_caller()).get(store_id)
+    if row is None:
+        raise StoreNotFound(f"store {store_id} does not exist", details={"store_id": store_id})
+    return serializers.store(row)

@@ -1,0 +1,1 @@
+"""Weika orders service: idempotent, crash-safe order creation, simulated payment, cancellation and queries."""

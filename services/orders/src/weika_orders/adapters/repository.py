@@ -1,0 +1,237 @@
+"""Reads and writes of order rows for one merchant and mode, mapping them to domain objects.
+
+`OrdersRepository` filters every query by the caller's merchant and mode. The two module-level queries
+at the end are the sweeper's, the only ones that look across tenants: they return ids and tenants only,
+and the sweeper acts on each order through a repository bound to that order's own tenant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+
+from weika_kit import crypto, ids
+from weika_kit.context import Caller
+from weika_kit.db import UnitOfWork
+from weika_orders.adapters import tables as t
+from weika_orders.domain.model import (
+    CREATING,
+    FAILED,
+    PAID,
+    PENDING_PAYMENT,
+    Amounts,
+    CouponTerms,
+    Customer,
+    CustomerInput,
+    Discount,
+    Order,
+    OrderLine,
+    may_transition,
+)
+
+log = logging.getLogger(__name__)
+
+
+def terms_to_json(terms: CouponTerms | None) -> str | None:
+    if terms is None:
+        return None
+    return json.dumps({
+        "face_value": terms.face_value, "threshold": terms.threshold, "store_ids": list(terms.store_ids),
+        "redeem_methods": list(terms.redeem_methods), "validity_mode": terms.validity_mode,
+        "validity_days": terms.validity_days, "starts_after_days": terms.starts_after_days,
+        "starts_at": terms.starts_at.isoformat() if terms.starts_at else None,
+        "ends_at": terms.ends_at.isoformat() if terms.ends_at else None,
+    })
+
+
+def terms_from_json(raw: str | None) -> CouponTerms | None:
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return CouponTerms(
+        face_value=data["face_value"], threshold=data["threshold"], store_ids=tuple(data["store_ids"]),
+        redeem_methods=tuple(data["redeem_methods"]), validity_mode=data["validity_mode"],
+        validity_days=data["validity_days"], starts_after_days=data["starts_after_days"],
+        starts_at=datetime.fromisoformat(data["starts_at"]) if data["starts_at"] else None,
+        ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None)
+
+
+def _discounts_to_json(discounts: list[Discount]) -> str:
+    return json.dumps([{"rule_id": d.rule_id, "kind": d.kind, "amount": d.amount, "description": d.description}
+                       for d in discounts], ensure_ascii=False)
+
+
+def _decrypt_phone(token: str | None, customer_id: str) -> str | None:
+    if not token:
+        return None
+    try:
+        return crypto.decrypt(token)
+    except crypto.InvalidToken:
+        # A rotated or wrong WEIKA_SECRET_KEY: the order is still readable, only the phone is not.
+        log.warning("customer phone cannot be decrypted", extra={"customer_id": customer_id})
+        return None
+
+
+class OrdersRepository:
+    def __init__(self, uow: UnitOfWork, caller: Caller):
+        self.uow = uow
+        self.merchant_id = caller.merchant_id
+        self.mode = caller.mode
+
+    def _mine(self, table: t.Table):  # type: ignore[no-untyped-def]
+        return (table.c.merchant_id == self.merchant_id) & (table.c.mode == self.mode)
+
+    # --- customers
+
+    def upsert_customer(self, customer: CustomerInput) -> str:
+        """The customer's id, created on first sight; known fields sent again overwrite the stored ones."""
+        now = self.uow.now()
+        dialect_insert = sqlite.insert if self.uow.db.is_sqlite else postgresql.insert
+        stmt = dialect_insert(t.customers).values(
+            id=ids.new_id("cus"), merchant_id=self.merchant_id, mode=self.mode, external_id=customer.external_id,
+            phone_encrypted=crypto.encrypt(customer.phone) if customer.phone else None,
+            birth_year=customer.birth_year, region=customer.region, created_at=now, updated_at=now)
+        # One statement, so two first orders of the same new customer cannot both insert it.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["merchant_id", "mode", "external_id"],
+            set_={
+                "phone_encrypted": func.coalesce(stmt.excluded.phone_encrypted, t.customers.c.phone_encrypted),
+                "birth_year": func.coalesce(stmt.excluded.birth_year, t.customers.c.birth_year),
+                "region": func.coalesce(stmt.excluded.region, t.customers.c.region),
+                "updated_at": now,
+            })
+        self.uow.execute(stmt)
+        return str(self.uow.execute(
+            select(t.customers.c.id).where(self._mine(t.customers),
+                                           t.customers.c.external_id == customer.external_id)).scalar_one())
+
+    # --- orders
+
+    def find_by_idempotency_key(self, key: str) -> Row[Any] | None:
+        return self.uow.execute(
+            select(t.orders.c.id, t.orders.c.status, t.orders.c.request_fingerprint, t.orders.c.customer_id)
+            .where(self._mine(t.orders), t.orders.c.idempotency_key == key)).first()
+
+    def add_creating_order(self, order_id: str, key: str, fingerprint: str, customer_id: str, store_id: str) -> None:
+        now = self.uow.now()
+        self.uow.execute(insert(t.orders).values(
+            id=order_id, merchant_id=self.merchant_id, mode=self.mode, status=CREATING, idempotency_key=key,
+            request_fingerprint=fingerprint, customer_id=customer_id, store_id=store_id, total_amount=0,
+            discount_amount=0, payable_amount=0, paid_amount=0, channel="", discounts="[]",
+            created_at=now, updated_at=now))
+
+    def delete_creating_order(self, order_id: str) -> bool:
+        """Forget an order whose creation was refused, so its idempotency key can be used again."""
+        result = self.uow.execute(
+            delete(t.orders).where(t.orders.c.id == order_id, t.orders.c.status == CREATING, self._mine(t.orders)))
+        return bool(result.rowcount == 1)
+
+    def move(self, order_id: str, expected: str, target: str, **values: Any) -> bool:
+        """`expected -> target` by a conditional update; False when the order is not (or no longer) `expected`."""
+        if not may_transition(expected, target):
+            raise ValueError(f"{expected} -> {target} is not a transition of the order status machine")
+        result = self.uow.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order_id, t.orders.c.status == expected, self._mine(t.orders))
+            .values(status=target, updated_at=self.uow.now(), **values))
+        return bool(result.rowcount == 1)
+
+    def complete_creation(self, order_id: str, lines: list[OrderLine], amounts: Amounts,
+                          discounts: list[Discount]) -> bool:
+        """`creating -> pending_payment` with the lines and amounts; False if the order is no longer creating."""
+        if not self.move(order_id, CREATING, PENDING_PAYMENT, total_amount=amounts.total,
+                         discount_amount=amounts.discount, payable_amount=amounts.payable,
+                         discounts=_discounts_to_json(discounts)):
+            return False
+        self.uow.execute(insert(t.order_lines), [
+            {"order_id": order_id, "product_id": line.product_id, "product_name": line.product_name,
+             "product_kind": line.product_kind, "category_id": line.category_id, "quantity": line.quantity,
+             "unit_price": line.unit_price, "line_amount": line.line_amount,
+             "coupon_terms": terms_to_json(line.coupon)}
+            for line in lines])
+        return True
+
+    def mark_paid(self, order_id: str, channel: str) -> bool:
+        """`pending_payment -> paid`, the whole payable amount received through `channel`; False if not pending."""
+        return self.move(order_id, PENDING_PAYMENT, PAID, channel=channel, paid_amount=t.orders.c.payable_amount,
+                         paid_at=self.uow.now())
+
+    def set_stock_released(self, order_id: str, released: bool) -> None:
+        self.uow.execute(update(t.orders).where(t.orders.c.id == order_id, self._mine(t.orders))
+                         .values(stock_released_at=self.uow.now() if released else None))
+
+    def status_of(self, order_id: str) -> str | None:
+        return self.uow.execute(
+            select(t.orders.c.status).where(t.orders.c.id == order_id, self._mine(t.orders))).scalar_one_or_none()
+
+    def get_order(self, order_id: str) -> Order | None:
+        o, c = t.orders, t.customers
+        row = self.uow.execute(
+            select(o, c.c.external_id, c.c.phone_encrypted, c.c.birth_year, c.c.region)
+            .join(c, c.c.id == o.c.customer_id)
+            .where(o.c.id == order_id, self._mine(o))).first()
+        if row is None:
+            return None
+        lines = [
+            OrderLine(product_id=r.product_id, product_name=r.product_name, product_kind=r.product_kind,
+                      category_id=r.category_id, quantity=r.quantity, unit_price=r.unit_price,
+                      coupon=terms_from_json(r.coupon_terms))
+            for r in self.uow.execute(select(t.order_lines).where(t.order_lines.c.order_id == order_id)
+                                      .order_by(t.order_lines.c.product_id))]
+        customer = Customer(id=row.customer_id, external_id=row.external_id,
+                            phone=_decrypt_phone(row.phone_encrypted, row.customer_id),
+                            birth_year=row.birth_year, region=row.region)
+        return Order(
+            id=row.id, merchant_id=row.merchant_id, mode=row.mode, status=row.status, customer=customer,
+            store_id=row.store_id, total_amount=row.total_amount, discount_amount=row.discount_amount,
+            payable_amount=row.payable_amount, paid_amount=row.paid_amount, channel=row.channel,
+            created_at=row.created_at, updated_at=row.updated_at, paid_at=row.paid_at, lines=lines,
+            discounts=[Discount(**d) for d in json.loads(row.discounts)])
+
+    # --- payments and history
+
+    def add_payment(self, order_id: str, channel: str, amount: int) -> str:
+        payment_id = ids.new_id("pay")
+        self.uow.execute(insert(t.payments).values(
+            id=payment_id, order_id=order_id, merchant_id=self.merchant_id, mode=self.mode, channel=channel,
+            amount=amount, status="succeeded", created_at=self.uow.now()))
+        return payment_id
+
+    def add_history(self, order_id: str, from_status: str, to_status: str, actor: str, reason: str) -> None:
+        self.uow.execute(insert(t.order_history).values(
+            order_id=order_id, merchant_id=self.merchant_id, mode=self.mode, from_status=from_status,
+            to_status=to_status, actor=actor[:60], reason=reason[:64], at=self.uow.now()))
+
+    def history(self, order_id: str) -> list[Row[Any]]:
+        return list(self.uow.execute(
+            select(t.order_history).where(t.order_history.c.order_id == order_id, self._mine(t.order_history))
+            .order_by(t.order_history.c.id)))
+
+    def payments(self, order_id: str) -> list[Row[Any]]:
+        return list(self.uow.execute(
+            select(t.payments).where(t.payments.c.order_id == order_id, self._mine(t.payments))
+            .order_by(t.payments.c.created_at)))
+
+
+def orders_stuck_in_creating(uow: UnitOfWork, created_before: datetime, limit: int = 100) -> list[Row[Any]]:
+    """Every tenant's orders still `creating` since before `created_before`: (id, merchant_id, mode)."""
+    o = t.orders
+    return list(uow.execute(
+        select(o.c.id, o.c.merchant_id, o.c.mode)
+        .where(o.c.status == CREATING, o.c.created_at < created_before)
+        .order_by(o.c.created_at).limit(limit)))
+
+
+def failed_orders_holding_stock(uow: UnitOfWork, limit: int = 100) -> list[Row[Any]]:
+    """Every tenant's failed orders whose stock release the catalog has not confirmed yet."""
+    o = t.orders
+    return list(uow.execute(
+        select(o.c.id, o.c.merchant_id, o.c.mode)
+        .where(o.c.status == FAILED, o.c.stock_released_at.is_(None))
+        .order_by(o.c.created_at).limit(limit)))

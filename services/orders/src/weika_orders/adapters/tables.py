@@ -1,0 +1,108 @@
+"""The orders service's tables (SQLAlchemy Core), with the kit's outbox, inbox and lease tables beside them."""
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from weika_kit.db import BigId, UTCDateTime, define_kit_tables
+
+metadata = MetaData()
+define_kit_tables(metadata)
+
+customers = Table(
+    "customers", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("phone_encrypted", Text, nullable=True),  # weika_kit.crypto token; never stored in clear
+    Column("birth_year", Integer, nullable=True),
+    Column("region", String(16), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("merchant_id", "mode", "external_id", name="uq_customers_external_id"),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("request_fingerprint", String(128), nullable=False),
+    Column("customer_id", String(40), ForeignKey("customers.id"), nullable=False),
+    Column("store_id", String(40), nullable=False),
+    Column("total_amount", BigId, nullable=False),
+    Column("discount_amount", BigId, nullable=False),
+    Column("payable_amount", BigId, nullable=False),
+    Column("paid_amount", BigId, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("discounts", Text, nullable=False),  # JSON: the quote's applied discounts
+    # Set once the catalog confirmed the release of a failed or cancelled order's stock.
+    Column("stock_released_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("paid_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # The key is what makes CreateOrder idempotent: a second insert with it fails, whatever the timing.
+    UniqueConstraint("merchant_id", "mode", "idempotency_key", name="uq_orders_idempotency_key"),
+    CheckConstraint("discount_amount >= 0 AND discount_amount <= total_amount "
+                    "AND payable_amount = total_amount - discount_amount AND paid_amount >= 0",
+                    name="ck_orders_amounts"),
+    Index("ix_orders_tenant", "merchant_id", "mode", "created_at"),
+    Index("ix_orders_status", "status", "created_at"),
+)
+
+order_lines = Table(
+    "order_lines", metadata,
+    Column("order_id", String(40), ForeignKey("orders.id"), primary_key=True),
+    Column("product_id", String(40), primary_key=True),
+    Column("product_name", String(200), nullable=False),
+    Column("product_kind", String(16), nullable=False),
+    Column("category_id", String(40), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", BigId, nullable=False),
+    Column("line_amount", BigId, nullable=False),
+    Column("coupon_terms", Text, nullable=True),  # JSON snapshot of the coupon rule as sold
+    CheckConstraint("quantity > 0 AND unit_price >= 0 AND line_amount = unit_price * quantity",
+                    name="ck_order_lines_amounts"),
+)
+
+payments = Table(
+    "payments", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("order_id", String(40), ForeignKey("orders.id"), nullable=False),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("amount", BigId, nullable=False),
+    Column("status", String(16), nullable=False),  # succeeded (the only outcome a simulated payment has)
+    Column("created_at", UTCDateTime(), nullable=False),
+    # Defence in depth behind the conditional status update: an order is paid at most once.
+    Index("uq_payments_succeeded_per_order", "order_id", unique=True,
+          sqlite_where=text("status = 'succeeded'"), postgresql_where=text("status = 'succeeded'")),
+)
+
+order_history = Table(
+    "order_history", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("order_id", String(40), ForeignKey("orders.id"), nullable=False),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("from_status", String(24), nullable=False),
+    Column("to_status", String(24), nullable=False),
+    Column("actor", String(60), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_order_history_order", "order_id", "id"),
+)

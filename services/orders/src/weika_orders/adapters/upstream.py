@@ -1,0 +1,113 @@
+"""Clients of the services orders depends on (catalog, marketing), speaking domain terms and domain errors.
+
+A refusal from upstream (out_of_stock, product_not_found, ...) comes back as a DomainError of the same kind,
+code, message, details and gRPC status, so the gateway shows the buyer exactly what the catalog said.
+A call that failed without an answer (unavailable, timed out, internal) becomes an `UpstreamFailure`:
+the caller cannot know whether it took effect, so it keeps what it has and lets a retry resume.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from weika.marketing.v1 import marketing_pb2, marketing_pb2_grpc
+from weika_kit import grpc_client
+from weika_kit.errors import (
+    AlreadyExists,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RemoteError,
+    TooManyRequests,
+    Unauthenticated,
+)
+from weika_kit.protos import from_timestamp
+from weika_orders.domain.model import CouponTerms, Discount, OrderLine, PriceQuote
+
+_KINDS: dict[grpc.StatusCode, type[DomainError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyRequests,
+}
+
+
+class UpstreamFailure(DomainError):
+    """An upstream call ended without a domain answer; whether it took effect is unknown."""
+
+    def __init__(self, status: grpc.StatusCode, message: str, *, code: str, details: dict[str, str]):
+        super().__init__(message, code=code, details=details)
+        self.status = status  # type: ignore[misc]  # the upstream's own status, not a fixed one
+
+
+def domain_error_from_remote(error: RemoteError) -> DomainError:
+    """The same refusal as a DomainError of the same kind: code, message, details and gRPC status preserved."""
+    kind = _KINDS.get(error.status)
+    if kind is None:
+        return UpstreamFailure(error.status, error.message, code=error.code, details=error.details)
+    return kind(error.message, code=error.code, details=error.details)
+
+
+def is_refusal(error: DomainError) -> bool:
+    """True when upstream answered "no" (nothing was done); False when the outcome is unknown."""
+    return not isinstance(error, UpstreamFailure)
+
+
+def _call(method, request):  # type: ignore[no-untyped-def]
+    try:
+        return grpc_client.call(method, request)
+    except RemoteError as error:
+        raise domain_error_from_remote(error) from None
+
+
+def _terms(rule: catalog_pb2.CouponRule) -> CouponTerms:
+    v = rule.validity
+    return CouponTerms(
+        face_value=rule.face_value, threshold=rule.threshold, store_ids=tuple(rule.store_ids),
+        redeem_methods=tuple(rule.redeem_methods), validity_mode=v.mode, validity_days=v.days,
+        starts_after_days=v.starts_after_days,
+        starts_at=from_timestamp(v.starts_at, present=v.HasField("starts_at")),
+        ends_at=from_timestamp(v.ends_at, present=v.HasField("ends_at")))
+
+
+class CatalogClient:
+    def __init__(self, target: str = "catalog"):
+        self.stub = grpc_client.stub(catalog_pb2_grpc.CatalogServiceStub, target)
+
+    def reserve_stock(self, order_id: str, items: tuple[tuple[str, int], ...]) -> list[OrderLine]:
+        """Stock for every item or none; idempotent per order id. The lines carry prices and coupon terms."""
+        response = _call(self.stub.ReserveStock, catalog_pb2.ReserveStockRequest(
+            order_id=order_id,
+            lines=[catalog_pb2.ReserveStockLine(product_id=p, quantity=q) for p, q in items]))
+        return [
+            OrderLine(product_id=line.product_id, product_name=line.product_name, product_kind=line.product_kind,
+                      category_id=line.category_id, quantity=line.quantity, unit_price=line.unit_price,
+                      coupon=_terms(line.coupon) if line.HasField("coupon") else None)
+            for line in response.lines]
+
+    def release_stock(self, order_id: str, reason: str) -> bool:
+        """Give the order's reserved stock back; idempotent (False when nothing was held)."""
+        response = _call(self.stub.ReleaseStock, catalog_pb2.ReleaseStockRequest(order_id=order_id, reason=reason))
+        return bool(response.released)
+
+
+class MarketingClient:
+    def __init__(self, target: str = "marketing"):
+        self.stub = grpc_client.stub(marketing_pb2_grpc.MarketingServiceStub, target)
+
+    def quote_price(self, lines: list[OrderLine], customer_id: str) -> PriceQuote:
+        quote = _call(self.stub.QuotePrice, marketing_pb2.QuotePriceRequest(
+            customer_id=customer_id,
+            lines=[marketing_pb2.QuoteLine(product_id=line.product_id, category_id=line.category_id,
+                                           quantity=line.quantity, unit_price=line.unit_price)
+                   for line in lines]))
+        return PriceQuote(
+            subtotal=quote.subtotal, discount_amount=quote.discount_amount, total=quote.total,
+            discounts=tuple(Discount(rule_id=d.rule_id, kind=d.kind, amount=d.amount, description=d.description)
+                            for d in quote.applied))

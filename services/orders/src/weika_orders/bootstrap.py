@@ -1,0 +1,43 @@
+"""Wires the orders service: its migrations, gRPC servicer, upstream clients, event handlers and sweeper."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from weika.orders.v1 import orders_pb2, orders_pb2_grpc
+from weika_kit.db import Database
+from weika_kit.service import ServiceDefinition
+from weika_orders.adapters.upstream import CatalogClient, MarketingClient
+from weika_orders.entrypoints import events
+from weika_orders.entrypoints.grpc_api import OrdersServicer
+from weika_orders.service_layer.services import Upstreams
+from weika_orders.service_layer.sweeper import run_sweeper
+
+MIGRATIONS = str(Path(__file__).parent / "migrations")
+
+
+def upstreams() -> Upstreams:
+    """Real clients, addressed by service name (WEIKA_CATALOG_GRPC_ADDR, WEIKA_MARKETING_GRPC_ADDR)."""
+    return Upstreams(catalog=CatalogClient("catalog"), marketing=MarketingClient("marketing"))
+
+
+def registrations(db: Database) -> list:
+    servicer = OrdersServicer(db, upstreams())
+    return [lambda server: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, server)]
+
+
+def background(db: Database, stop: threading.Event) -> list[Callable[[], None]]:
+    catalog = CatalogClient("catalog")
+    return [lambda: run_sweeper(db, catalog, stop)]
+
+
+DEFINITION = ServiceDefinition(
+    name="orders",
+    migrations=MIGRATIONS,
+    registrations=registrations,
+    grpc_service_names=[orders_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name],
+    consumers=events.handlers,
+    background=background,
+)

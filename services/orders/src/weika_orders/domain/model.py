@@ -1,0 +1,243 @@
+"""Orders, their lines, customers and the order status machine: plain Python, no database, no gRPC."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from weika_orders.domain import errors
+
+# The status machine. `creating` and `failed` are internal: an order is `creating` while its stock and
+# price are being fixed (a retry with the same idempotency key resumes it), `failed` when it was abandoned.
+CREATING = "creating"
+PENDING_PAYMENT = "pending_payment"
+PAID = "paid"
+CANCELLED = "cancelled"
+FAILED = "failed"
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    CREATING: (PENDING_PAYMENT, FAILED),
+    PENDING_PAYMENT: (PAID, CANCELLED),
+}
+
+SIMULATED_CHANNEL = "simulated"
+# Real channels are configured per merchant; none is wired yet, so only the simulated one is accepted.
+PAYMENT_CHANNELS = (SIMULATED_CHANNEL,)
+
+MAX_ITEMS = 100
+MAX_QUANTITY = 999
+MAX_IDEMPOTENCY_KEY = 128
+MAX_EXTERNAL_ID = 64
+MIN_BIRTH_YEAR = 1900
+_PHONE = re.compile(r"^\+?[0-9]{5,15}$")
+_REGION = re.compile(r"^[A-Za-z0-9-]{1,16}$")
+_REASON = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def may_transition(current: str, target: str) -> bool:
+    return target in TRANSITIONS.get(current, ())
+
+
+def transition_refused(current: str, target: str) -> errors.InvalidOrderTransition:
+    return errors.InvalidOrderTransition(
+        f"an order that is {current} cannot become {target}",
+        details={"current_status": current, "target_status": target})
+
+
+def normalize_phone(raw: str) -> str | None:
+    """Digits (an optional leading +), separators dropped; None when empty."""
+    phone = re.sub(r"[\s-]", "", raw)
+    if not phone:
+        return None
+    if not _PHONE.match(phone):
+        raise errors.InvalidPhone("phone must be 5 to 15 digits, optionally starting with +",
+                                  details={"field": "customer.phone"})
+    return phone
+
+
+def mask_phone(phone: str | None) -> str:
+    """138****0000: enough to recognise a number at the counter, not enough to call it."""
+    if not phone:
+        return ""
+    if len(phone) < 8:
+        return "*" * (len(phone) - 2) + phone[-2:]
+    return phone[:3] + "****" + phone[-4:]
+
+
+def normalize_cancel_reason(raw: str) -> str:
+    reason = raw.strip() or "merchant_cancelled"
+    if not _REASON.match(reason):
+        raise errors.InvalidOrderRequest("reason must be a snake_case code of at most 64 characters",
+                                         details={"field": "reason"})
+    return reason
+
+
+@dataclass(frozen=True)
+class CustomerInput:
+    external_id: str
+    phone: str | None
+    birth_year: int | None
+    region: str | None
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """A validated CreateOrder request."""
+
+    idempotency_key: str
+    request_fingerprint: str
+    customer: CustomerInput
+    # (product_id, quantity), merged per product and sorted, as the catalog reserves them.
+    items: tuple[tuple[str, int], ...]
+    store_id: str
+
+    @classmethod
+    def parse(cls, *, idempotency_key: str, request_fingerprint: str, external_id: str, phone: str,
+              birth_year: int, region: str, items: list[tuple[str, int]], store_id: str,
+              current_year: int) -> NewOrder:
+        key = idempotency_key.strip()
+        if not key:
+            raise errors.IdempotencyKeyRequired("an idempotency key is required to create an order",
+                                                details={"field": "idempotency_key"})
+        if len(key) > MAX_IDEMPOTENCY_KEY:
+            raise errors.InvalidOrderRequest(f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",
+                                             details={"field": "idempotency_key"})
+        if not items:
+            raise errors.EmptyOrder("an order needs at least one item", details={"field": "items"})
+        if len(items) > MAX_ITEMS:
+            raise errors.InvalidOrderRequest(f"an order has at most {MAX_ITEMS} items", details={"field": "items"})
+        merged: dict[str, int] = {}
+        for index, (product_id, quantity) in enumerate(items):
+            if not product_id.strip():
+                raise errors.InvalidOrderRequest("every item needs a product_id",
+                                                 details={"field": f"items[{index}].product_id"})
+            if not 1 <= quantity <= MAX_QUANTITY:
+                raise errors.InvalidQuantity(f"quantity must be between 1 and {MAX_QUANTITY}",
+                                             details={"field": f"items[{index}].quantity", "product_id": product_id})
+            merged[product_id] = merged.get(product_id, 0) + quantity
+            if merged[product_id] > MAX_QUANTITY:
+                raise errors.InvalidQuantity(f"at most {MAX_QUANTITY} units of one product per order",
+                                             details={"field": "items", "product_id": product_id})
+        external_id = external_id.strip()
+        if not 1 <= len(external_id) <= MAX_EXTERNAL_ID:
+            raise errors.InvalidCustomer(f"customer.external_id must be 1 to {MAX_EXTERNAL_ID} characters",
+                                         details={"field": "customer.external_id"})
+        if birth_year and not MIN_BIRTH_YEAR <= birth_year <= current_year:
+            raise errors.InvalidBirthYear(f"birth_year must be between {MIN_BIRTH_YEAR} and {current_year}, "
+                                          "or 0 when unknown", details={"field": "customer.birth_year"})
+        region = region.strip()
+        if region and not _REGION.match(region):
+            raise errors.InvalidCustomer("region must be an ISO 3166-2 code such as CN-SH",
+                                         details={"field": "customer.region"})
+        customer = CustomerInput(external_id, normalize_phone(phone), birth_year or None, region or None)
+        sorted_items = tuple(sorted(merged.items()))
+        store_id = store_id.strip()
+        fingerprint = request_fingerprint.strip() or _fingerprint(customer, sorted_items, store_id)
+        return cls(key, fingerprint, customer, sorted_items, store_id)
+
+
+def _fingerprint(customer: CustomerInput, items: tuple[tuple[str, int], ...], store_id: str) -> str:
+    """When the caller sends no fingerprint, one of the normalised request, so a reused key is still caught."""
+    body = json.dumps({"customer": [customer.external_id, customer.phone, customer.birth_year, customer.region],
+                       "items": items, "store_id": store_id}, sort_keys=True, ensure_ascii=False)
+    return "orders:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CouponTerms:
+    face_value: int
+    threshold: int
+    store_ids: tuple[str, ...]
+    redeem_methods: tuple[str, ...]
+    validity_mode: str
+    validity_days: int
+    starts_after_days: int
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: str
+    product_name: str
+    product_kind: str
+    category_id: str
+    quantity: int
+    unit_price: int
+    coupon: CouponTerms | None = None
+
+    @property
+    def line_amount(self) -> int:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class Discount:
+    rule_id: str
+    kind: str
+    amount: int
+    description: str
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    subtotal: int
+    discount_amount: int
+    total: int
+    discounts: tuple[Discount, ...]
+
+
+@dataclass(frozen=True)
+class Amounts:
+    total: int
+    discount: int
+    payable: int
+
+    @classmethod
+    def from_quote(cls, lines: list[OrderLine], quote: PriceQuote) -> Amounts:
+        """Our own sum of the lines is the total; the quote may only take a discount off it."""
+        total = sum(line.line_amount for line in lines)
+        consistent = (quote.subtotal == total and 0 <= quote.discount_amount <= total
+                      and quote.total == total - quote.discount_amount)
+        if not consistent:
+            raise errors.PriceQuoteInconsistent(
+                "the price quote does not add up to the order's lines",
+                details={"lines_total": total, "quote_subtotal": quote.subtotal,
+                         "quote_discount": quote.discount_amount, "quote_total": quote.total})
+        return cls(total, quote.discount_amount, total - quote.discount_amount)
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    external_id: str
+    phone: str | None
+    birth_year: int | None
+    region: str | None
+
+    @property
+    def phone_masked(self) -> str:
+        return mask_phone(self.phone)
+
+
+@dataclass
+class Order:
+    id: str
+    merchant_id: str
+    mode: str
+    status: str
+    customer: Customer
+    store_id: str
+    total_amount: int
+    discount_amount: int
+    payable_amount: int
+    paid_amount: int
+    channel: str
+    created_at: datetime
+    updated_at: datetime
+    paid_at: datetime | None
+    lines: list[OrderLine] = field(default_factory=list)
+    discounts: list[Discount] = field(default_factory=list)

@@ -1,0 +1,12 @@
+"""The orders service's business metrics, declared once (Prometheus naming, low-cardinality labels)."""
+
+from prometheus_client import Counter
+
+ORDERS_CREATED = Counter("weika_orders_created_total", "Orders placed (creating -> pending_payment), by mode.",
+                         ["mode"])
+ORDERS_PAID = Counter("weika_orders_paid_total", "Orders paid, by mode and payment channel.", ["mode", "channel"])
+ORDERS_CANCELLED = Counter("weika_orders_cancelled_total", "Unpaid orders cancelled, by mode.", ["mode"])
+ORDER_CREATIONS_ABANDONED = Counter(
+    "weika_order_creations_abandoned_total",
+    "Order creations given up: refused upstream (refused) or stuck in creating too long (timed_out).",
+    ["outcome"])

@@ -1,0 +1,282 @@
+"""Test harness for the orders service: a migrated database, fake catalog and marketing served over real
+gRPC on port 0, and the orders servicer itself on a real gRPC server, called with a caller in metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import grpc
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import func, select
+from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from weika.marketing.v1 import marketing_pb2, marketing_pb2_grpc
+from weika.orders.v1 import orders_pb2 as pb
+from weika.orders.v1 import orders_pb2_grpc
+
+from weika_kit import context, grpc_client, migrations
+from weika_kit.context import Caller
+from weika_kit.db import KIT_TABLES, Database
+from weika_kit.errors import Conflict, NotFound
+from weika_kit.grpc_server import GrpcServer
+from weika_kit.protos import to_timestamp
+from weika_orders.adapters import tables
+from weika_orders.adapters.upstream import CatalogClient, MarketingClient
+from weika_orders.bootstrap import MIGRATIONS
+from weika_orders.entrypoints.grpc_api import OrdersServicer
+from weika_orders.service_layer.services import Upstreams
+
+# Phones are encrypted at rest; a throwaway key keeps the tests from writing one under var/.
+os.environ.setdefault("WEIKA_SECRET_KEY", Fernet.generate_key().decode())
+
+TEST_CALLER = Caller("mch_tea", "test", staff_id="stf_1", role="owner")
+LIVE_CALLER = Caller("mch_tea", "live", staff_id="stf_1", role="owner")
+OTHER_MERCHANT = Caller("mch_other", "test", staff_id="stf_9", role="owner")
+
+COUPON_RULE = catalog_pb2.CouponRule(
+    face_value=5000, threshold=20000, store_ids=["sto_1", "sto_2"], redeem_methods=["qr", "code"],
+    validity=catalog_pb2.Validity(mode="fixed", starts_at=to_timestamp(datetime(2025, 6, 1, tzinfo=UTC)),
+                                  ends_at=to_timestamp(datetime(2025, 6, 30, tzinfo=UTC))))
+
+
+@dataclass
+class FakeProduct:
+    id: str
+    name: str
+    kind: str
+    price: int
+    stock: int | None  # None = unlimited
+    category_id: str = "cat_dining"
+    coupon: catalog_pb2.CouponRule | None = None
+
+
+class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
+    """Reserve/release with the real contract: all or nothing, idempotent per order id, typed refusals."""
+
+    def __init__(self) -> None:
+        self.products = {p.id: p for p in (
+            FakeProduct("prd_coupon", "50元代金券（满200可用）", "coupon", 4500, 100, coupon=COUPON_RULE),
+            FakeProduct("prd_tea", "Jasmine tea", "physical", 12000, None, category_id="cat_retail"),
+            FakeProduct("prd_rare", "Limited mug", "physical", 3000, 1, category_id="cat_retail"),
+        )}
+        self.reservations: dict[str, list[catalog_pb2.ReservedLine]] = {}
+        self.stock_taken: dict[str, int] = {}  # order id -> times stock was actually taken for it
+        self.release_calls: list[str] = []
+        self.released: set[str] = set()
+        self.callers: list[Caller | None] = []
+        self.fail_next: list[grpc.StatusCode] = []
+        self.release_fails = 0
+        self.lock = threading.Lock()
+
+    def ReserveStock(self, request, ctx):  # noqa: N802
+        with self.lock:
+            self.callers.append(context.current_caller())
+            if self.fail_next:
+                ctx.abort(self.fail_next.pop(0), "catalog is down")
+            if request.order_id in self.reservations:
+                return catalog_pb2.ReserveStockResponse(lines=self.reservations[request.order_id])
+            wanted = [(line.product_id, line.quantity) for line in request.lines]
+            for product_id, quantity in wanted:
+                product = self.products.get(product_id)
+                if product is None:
+                    raise NotFound(f"product {product_id} does not exist", code="product_not_found",
+                                   details={"product_id": product_id})
+                if product.stock is not None and product.stock < quantity:
+                    raise Conflict(f"{product.name} is out of stock ({product.stock} left, {quantity} wanted)",
+                                   code="out_of_stock", details={"product_id": product_id,
+                                                                 "available": product.stock, "requested": quantity})
+            lines = []
+            for product_id, quantity in wanted:
+                product = self.products[product_id]
+                if product.stock is not None:
+                    product.stock -= quantity
+                lines.append(catalog_pb2.ReservedLine(
+                    product_id=product.id, product_name=product.name, product_kind=product.kind,
+                    category_id=product.category_id, quantity=quantity, unit_price=product.price,
+                    coupon=product.coupon))
+            self.reservations[request.order_id] = lines
+            self.stock_taken[request.order_id] = self.stock_taken.get(request.order_id, 0) + 1
+            return catalog_pb2.ReserveStockResponse(lines=lines)
+
+    def ReleaseStock(self, request, ctx):  # noqa: N802
+        with self.lock:
+            if self.release_fails:
+                self.release_fails -= 1
+                ctx.abort(grpc.StatusCode.UNAVAILABLE, "catalog is down")
+            self.release_calls.append(request.order_id)
+            lines = self.reservations.get(request.order_id)
+            if lines is None or request.order_id in self.released:
+                return catalog_pb2.ReleaseStockResponse(released=False)
+            self.released.add(request.order_id)
+            for line in lines:
+                product = self.products[line.product_id]
+                if product.stock is not None:
+                    product.stock += line.quantity
+            return catalog_pb2.ReleaseStockResponse(released=True)
+
+
+class FakeMarketing(marketing_pb2_grpc.MarketingServiceServicer):
+    """满200减50 on every basket, unless a test queued the next answers (a status, an error or a quote)."""
+
+    def __init__(self) -> None:
+        self.next_answers: list[grpc.StatusCode | Exception | marketing_pb2.Quote] = []
+        self.requests: list[marketing_pb2.QuotePriceRequest] = []
+
+    def QuotePrice(self, request, ctx):  # noqa: N802
+        self.requests.append(request)
+        if self.next_answers:
+            answer = self.next_answers.pop(0)
+            if isinstance(answer, marketing_pb2.Quote):
+                return answer
+            if isinstance(answer, Exception):
+                raise answer
+            ctx.abort(answer, "marketing is down")
+        subtotal = sum(line.unit_price * line.quantity for line in request.lines)
+        applied = []
+        if subtotal >= 20000:
+            applied.append(marketing_pb2.AppliedDiscount(rule_id="cmp_618", kind="full_reduction", amount=5000,
+                                                         description="满200减50"))
+        discount = sum(d.amount for d in applied)
+        return marketing_pb2.Quote(subtotal=subtotal, discount_amount=discount, total=subtotal - discount,
+                                   applied=applied)
+
+
+class MutableClock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+def fingerprint_of(**body: Any) -> str:
+    """What the gateway does: a hash of the request body."""
+    return hashlib.sha256(repr(sorted(body.items())).encode()).hexdigest()
+
+
+@dataclass
+class Harness:
+    db: Database
+    clock: MutableClock
+    catalog: FakeCatalog
+    marketing: FakeMarketing
+    upstreams: Upstreams
+    stub: orders_pb2_grpc.OrdersServiceStub
+    servers: list[GrpcServer] = field(default_factory=list)
+
+    def create(self, caller: Caller = TEST_CALLER, *, key: str = "idem-1",
+               items: tuple[tuple[str, int], ...] = (("prd_coupon", 2),), external_id: str = "VIP-1",
+               phone: str = "13800000000", birth_year: int = 1991, region: str = "CN-SH",
+               store_id: str = "", fingerprint: str | None = None) -> pb.Order:
+        if fingerprint is None:
+            fingerprint = fingerprint_of(items=items, external_id=external_id, phone=phone,
+                                         birth_year=birth_year, region=region, store_id=store_id)
+        request = pb.CreateOrderRequest(
+            idempotency_key=key, request_fingerprint=fingerprint,
+            customer=pb.CustomerInput(external_id=external_id, phone=phone, birth_year=birth_year, region=region),
+            items=[pb.OrderItem(product_id=p, quantity=q) for p, q in items], store_id=store_id)
+        return self.call(caller, self.stub.CreateOrder, request)
+
+    def pay(self, order_id: str, caller: Caller = TEST_CALLER, channel: str = "simulated") -> pb.Order:
+        return self.call(caller, self.stub.PayOrder, pb.PayOrderRequest(order_id=order_id, channel=channel))
+
+    def get(self, order_id: str, caller: Caller = TEST_CALLER) -> pb.Order:
+        return self.call(caller, self.stub.GetOrder, pb.GetOrderRequest(order_id=order_id))
+
+    def cancel(self, order_id: str, caller: Caller = TEST_CALLER, reason: str = "") -> pb.Order:
+        return self.call(caller, self.stub.CancelOrder, pb.CancelOrderRequest(order_id=order_id, reason=reason))
+
+    @staticmethod
+    def call(caller: Caller, method: Callable[..., Any], request: Any) -> Any:
+        with context.bound(caller=caller, request_id=context.new_request_id()):
+            return grpc_client.call(method, request)
+
+    def outbox(self, topic: str, message_type: type) -> list[Any]:
+        outbox = KIT_TABLES["outbox"]
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.payload).where(outbox.c.topic == topic).order_by(outbox.c.id))
+            return [message_type.FromString(row.payload) for row in rows]
+
+    def count(self, table_name: str, **where: Any) -> int:
+        table = tables.metadata.tables[table_name]
+        with self.db.engine.connect() as conn:
+            query = select(func.count()).select_from(table)
+            for column, value in where.items():
+                query = query.where(table.c[column] == value)
+            return int(conn.execute(query).scalar_one())
+
+    def rows(self, table_name: str, **where: Any) -> list[Any]:
+        table = tables.metadata.tables[table_name]
+        with self.db.engine.connect() as conn:
+            query = select(table)
+            for column, value in where.items():
+                query = query.where(table.c[column] == value)
+            return list(conn.execute(query))
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop(0)
+        self.db.dispose()
+
+
+def _serve(name: str, register: Callable[[grpc.Server], None], service_name: str,
+           max_workers: int = 4) -> GrpcServer:
+    server = GrpcServer(name, "127.0.0.1:0", [register], [service_name], max_workers=max_workers)
+    server.start()
+    return server
+
+
+def start_harness(url: str, *, max_workers: int = 4) -> Harness:
+    migrations.upgrade(url, MIGRATIONS)
+    clock = MutableClock()
+    db = Database(url, service="orders", clock=clock)
+    catalog, marketing = FakeCatalog(), FakeMarketing()
+    catalog_server = _serve("fake-catalog", lambda s: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(catalog, s),
+                            "weika.catalog.v1.CatalogService")
+    marketing_server = _serve(
+        "fake-marketing", lambda s: marketing_pb2_grpc.add_MarketingServiceServicer_to_server(marketing, s),
+        "weika.marketing.v1.MarketingService")
+    upstreams = Upstreams(catalog=CatalogClient(f"127.0.0.1:{catalog_server.port}"),
+                          marketing=MarketingClient(f"127.0.0.1:{marketing_server.port}"))
+    servicer = OrdersServicer(db, upstreams)
+    orders_server = _serve("orders", lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
+                           "weika.orders.v1.OrdersService", max_workers=max_workers)
+    stub = grpc_client.stub(orders_pb2_grpc.OrdersServiceStub, f"127.0.0.1:{orders_server.port}")
+    return Harness(db, clock, catalog, marketing, upstreams, stub,
+                   [orders_server, catalog_server, marketing_server])
+
+
+@pytest.fixture
+def make_harness() -> Iterator[Callable[..., Harness]]:
+    """Factory `make(database_url, max_workers=4) -> Harness`; everything it started is stopped afterwards."""
+    started: list[Harness] = []
+
+    def make(url: str, *, max_workers: int = 4) -> Harness:
+        started.append(start_harness(url, max_workers=max_workers))
+        return started[-1]
+
+    yield make
+    for h in started:
+        h.close()
+
+
+@pytest.fixture
+def harness(make_harness, tmp_path) -> Harness:
+    return make_harness(f"sqlite:///{tmp_path / 'orders.sqlite3'}")
+
+
+@pytest.fixture
+def callers() -> SimpleNamespace:
+    return SimpleNamespace(test=TEST_CALLER, live=LIVE_CALLER, other_merchant=OTHER_MERCHANT,
+                           clerk_elsewhere=Caller("mch_tea", "test", staff_id="stf_2", role="clerk",
+                                                  store_ids=("sto_9",)))
