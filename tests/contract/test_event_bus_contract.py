@@ -176,3 +176,20 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_flow(stack):
     assert "undecodable" in errors[b"b"]
     assert "cannot apply poison-2" in errors[b"c"]
     assert all(m.header("x-weika-dlq-group") == b"sink" for m in dead)
+
+
+def test_lag_counts_the_messages_a_member_has_not_read(stack):
+    bus = stack.open_bus()
+    topic = stack.topic("lag")
+    bus.ensure_topics([TopicSpec(topic, partitions=1)])
+    bus.publish([outgoing(topic, "k", i) for i in range(6)])
+    consumer = bus.consumer(f"g-{topic}", [topic])
+    got: list[Message] = []
+    deadline = time.monotonic() + 60
+    while not got and time.monotonic() < deadline:
+        got = consumer.poll(timeout_s=0.5, max_records=2)
+    lag = consumer.lag()
+    consumer.close()
+    bus.close()
+    assert len(got) == 2
+    assert lag == {topic: 4}

@@ -18,13 +18,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from weika_kit import context, faults, metrics
-from weika_kit.bus import EventBus, Message, OutgoingMessage
+from weika_kit.bus import Consumer, EventBus, Message, OutgoingMessage
 from weika_kit.db import KIT_TABLES, Database, UnitOfWork
 from weika_kit.envelope import Envelope, EnvelopeError
 
 log = logging.getLogger(__name__)
 INBOX = KIT_TABLES["inbox"]
 DLQ_SUFFIX = ".dlq"
+LAG_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,12 @@ class EventConsumer:
     def _consume(self, stop: threading.Event) -> None:
         consumer = self.bus.consumer(self.group, sorted(self.handlers), client_id=self.client_id)
         self.running.set()
+        lag_measured = 0.0
         try:
             while not stop.is_set():
+                if time.monotonic() - lag_measured > LAG_INTERVAL_S:
+                    lag_measured = time.monotonic()
+                    self._measure_lag(consumer)
                 processed = []
                 for message in consumer.poll(timeout_s=0.5):
                     if stop.is_set():
@@ -83,6 +88,13 @@ class EventConsumer:
         finally:
             self.running.clear()
             consumer.close()
+
+    def _measure_lag(self, consumer: Consumer) -> None:
+        try:
+            for topic, behind in consumer.lag().items():
+                metrics.CONSUMER_LAG.labels(self.group, topic).set(behind)
+        except Exception:  # the metric is best effort; consuming goes on
+            log.debug("could not measure consumer lag", exc_info=True)
 
     def process(self, message: Message) -> str:
         """Apply one message exactly once in effect; return the outcome (applied, duplicate, dead_lettered)."""

@@ -53,5 +53,8 @@ class FakeConsumer:
     def assignment(self) -> set[tuple[str, int]]:
         return {(t, 0) for t in self.topics}
 
+    def lag(self) -> dict[str, int]:
+        return {t: len(self.bus.log.get(t, [])) - self.position[t] for t in self.topics}
+
     def close(self) -> None:
         pass

@@ -61,6 +61,9 @@ class Consumer(Protocol):
     def assignment(self) -> set[tuple[str, int]]:
         """The (topic, partition) pairs this member owns right now."""
 
+    def lag(self) -> dict[str, int]:
+        """Per subscribed topic, messages in this member's partitions not read yet (for the lag metric)."""
+
     def close(self) -> None:
         """Leave the group, so its partitions move to the other members."""
 

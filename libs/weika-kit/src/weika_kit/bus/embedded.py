@@ -596,6 +596,16 @@ class EmbeddedConsumer:
         """The next offset this member will read from an owned partition (in memory, not committed)."""
         return self._positions.get((topic, partition))
 
+    def lag(self) -> dict[str, int]:
+        """Per subscribed topic, how many messages of this member's partitions it has not read yet."""
+        lag = dict.fromkeys(self.topics, 0)
+        for topic in self.topics:
+            for partition, end in self._bus.end_offsets(topic).items():
+                position = self._positions.get((topic, partition))
+                if position is not None:
+                    lag[topic] += max(0, end - position)
+        return lag
+
     # -- group membership ---------------------------------------------------------------------------------
 
     def _view(self, conn: sqlite3.Connection, now_ms: int) -> _GroupView:

@@ -138,5 +138,19 @@ class KafkaGroupConsumer:
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    def lag(self) -> dict[str, int]:
+        """Per topic, how many messages of this member's partitions it has not read yet."""
+        owned = list(self._consumer.assignment())
+        lag: dict[str, int] = {}
+        if not owned:
+            return lag
+        try:
+            ends = self._consumer.end_offsets(owned)
+            for tp in owned:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - self._consumer.position(tp))
+        except KafkaError as exc:
+            raise BusError(f"Kafka lag lookup failed: {exc}") from exc
+        return lag
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
