@@ -256,3 +256,22 @@ def test_probe_server_reports_readiness_per_check():
         assert b"weika_grpc_server_handled_total" in urllib.request.urlopen(base + "/metrics").read()
     finally:
         probes.stop()
+
+
+def test_times_come_back_timezone_aware_utc_from_sqlite(db):
+    from datetime import timedelta, timezone
+
+    shanghai = timezone(timedelta(hours=8))
+    with db.unit_of_work() as uow:
+        uow.add_event(paid("o-tz"))
+        uow.commit()
+    with db.engine.connect() as conn:
+        created = conn.execute(select(KIT_TABLES["outbox"].c.created_at)).scalar_one()
+    assert created.tzinfo is not None and created.utcoffset() == timedelta(0)
+    with pytest.raises(Exception, match="naive datetime"), db.engine.begin() as conn:
+        conn.execute(insert(KIT_TABLES["leases"]).values(name="x", holder="h", expires_at=datetime(2026, 1, 1)))
+    with db.engine.begin() as conn:
+        conn.execute(insert(KIT_TABLES["leases"]).values(
+            name="y", holder="h", expires_at=datetime(2026, 1, 1, 8, tzinfo=shanghai)))
+        stored = conn.execute(select(KIT_TABLES["leases"].c.expires_at).where(KIT_TABLES["leases"].c.name == "y"))
+        assert stored.scalar_one() == datetime(2026, 1, 1, 0, tzinfo=UTC)

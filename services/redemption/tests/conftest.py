@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Table, func, select
-from weika.events.v1 import orders_pb2
 
+from weika.events.v1 import orders_pb2
 from weika_kit import context, crypto
 from weika_kit.bus import Message
 from weika_kit.consumer import EventConsumer

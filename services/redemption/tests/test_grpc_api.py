@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import grpc
 import pytest
+
 from weika.redemption.v1 import redemption_pb2 as pb
 from weika.redemption.v1 import redemption_pb2_grpc
-
 from weika_kit.context import Caller
 from weika_kit.errors import RemoteError
 from weika_kit.grpc_server import GrpcServer

@@ -113,10 +113,12 @@ def test_order_paid_processed_twice_under_different_event_ids_issues_no_extra_co
 def test_same_product_on_two_lines_gets_one_coupon_per_unit_and_replays_cleanly(db, consumer, make):
     payload = make.order_paid(make.coupon_line(quantity=2), make.coupon_line(quantity=1))
 
-    consumer.process(make.bus_message(payload))
-    consumer.process(make.bus_message(payload))
+    outcomes = [consumer.process(make.bus_message(payload)), consumer.process(make.bus_message(payload))]
 
+    assert outcomes == ["applied", "applied"]
     assert make.count(db, t.coupons) == 3
+    assert sorted((row.product_id, row.unit_index) for row in make.rows(db, t.coupons)) == [
+        ("prd_voucher50", 0), ("prd_voucher50", 1), ("prd_voucher50", 2)]
 
 
 def test_terms_that_give_no_validity_window_dead_letter_the_event_and_issue_nothing(db, consumer, make):

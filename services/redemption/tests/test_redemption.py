@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -252,3 +253,28 @@ def test_test_mode_and_live_mode_codes_are_separate_worlds(db, issue_code):
     assert refusal(db, live_code, caller=test_clerk).code == "coupon_not_found"
     assert redeem(db, test_code, caller=test_clerk).coupon_id
     assert redeem(db, live_code, caller=CLERK).coupon_id
+
+
+def test_counters_racing_on_one_code_redeem_it_once_on_sqlite_too(db, issue_code, make):
+    code = issue_code()
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def counter(i: int) -> None:
+        barrier.wait()
+        try:
+            redeem(db, code, store_id=f"sto_{i}")
+            outcomes.append("ok")
+        except DomainError as refused:
+            outcomes.append(refused.code)
+
+    threads = [threading.Thread(target=counter, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(outcomes) == ["coupon_already_redeemed"] * 7 + ["ok"]
+    assert make.count(db, t.redemptions) == 1
+    assert len(make.outbox(db, make.REDEEMED_TOPIC)) == 1
+    assert make.count(db, t.redemption_attempts) == 8

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     create_engine,
     event,
     insert,
@@ -46,25 +47,21 @@ def utcnow() -> datetime:
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class UTCDateTime(DateTime):
-    """Timezone-aware UTC on both engines (SQLite stores naive text; we put the zone back on read)."""
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both engines: SQLite stores naive text, so the zone is put back on read."""
 
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: Weika stores timezone-aware UTC times only")
+        return value.astimezone(UTC) if value is not None else None
 
-    def result_processor(self, dialect, coltype):  # type: ignore[no-untyped-def]
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value):  # type: ignore[no-untyped-def]
-            if parent is not None:
-                value = parent(value)
-            if value is not None and value.tzinfo is None:
-                value = value.replace(tzinfo=UTC)
-            return value
-
-        return process
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
 
 
 def define_kit_tables(metadata: MetaData) -> dict[str, Table]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-
 from weika_catalog.entrypoints import events
 from weika_catalog.entrypoints.grpc_api import CatalogServicer
 from weika_kit.db import Database

@@ -1,6 +1,17 @@
 """The catalog's tables (SQLAlchemy Core), with the kit's outbox, inbox and lease tables beside them."""
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 from weika_kit.db import BigId, UTCDateTime, define_kit_tables
 

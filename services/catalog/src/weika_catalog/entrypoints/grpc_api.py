@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from weika.catalog.v1 import catalog_pb2 as pb
 from weika.catalog.v1 import catalog_pb2_grpc
-
 from weika_catalog.domain.model import CouponRule, Product, Validity
 from weika_catalog.service_layer import services
 from weika_kit.context import require_caller

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from weika.events.v1 import catalog_pb2 as events
 
+from weika.events.v1 import catalog_pb2 as events
 from weika_catalog.adapters.repository import CatalogRepository
 from weika_catalog.domain import errors
 from weika_catalog.domain.model import CouponRule, Product

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import cast
 
 from weika.events.v1 import orders_pb2
 from weika_kit.consumer import Event, Handler
@@ -38,7 +39,8 @@ def on_order_paid(event: Event, uow: UnitOfWork) -> None:
     # The envelope's time (when the order was paid and recorded), not the moment we got round to it:
     # a consumer that lags or replays gives the same validity windows.
     issued_at = event.envelope.time.astimezone(UTC)
-    services.issue_coupons(uow, require_caller(), paid_order_from_event(event.payload), issued_at)  # type: ignore[arg-type]
+    paid = cast(orders_pb2.OrderPaid, event.payload)
+    services.issue_coupons(uow, require_caller(), paid_order_from_event(paid), issued_at)
 
 
 def handlers(db: Database) -> dict[str, dict[str, Handler]]:

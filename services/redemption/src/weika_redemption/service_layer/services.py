@@ -8,6 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 from weika.events.v1 import redemption_pb2 as events
 from weika_kit import crypto, ids
@@ -203,7 +204,7 @@ def redeem_coupon(db: Database, caller: Caller, request: RedeemRequest) -> Redem
 
 
 def _refuse_lost_race(repo: RedemptionRepository, coupon: Coupon, request: RedeemRequest, caller: Caller,
-                      now: datetime) -> None:
+                      now: datetime) -> NoReturn:
     """Another counter changed the coupon between our read and our update: refuse with what it did."""
     # A new statement sees the winner's commit (READ COMMITTED; SQLite serialises writers anyway).
     current = repo.get_coupon(coupon.id)
