@@ -275,3 +275,23 @@ def test_times_come_back_timezone_aware_utc_from_sqlite(db):
             name="y", holder="h", expires_at=datetime(2026, 1, 1, 8, tzinfo=shanghai)))
         stored = conn.execute(select(KIT_TABLES["leases"].c.expires_at).where(KIT_TABLES["leases"].c.name == "y"))
         assert stored.scalar_one() == datetime(2026, 1, 1, 0, tzinfo=UTC)
+
+
+def test_a_handler_declaring_a_poison_message_dead_letters_it_without_retries(db):
+    from weika_kit.consumer import PoisonMessage
+
+    bus = FakeBus()
+    with db.unit_of_work() as uow:
+        uow.add_event(paid("o-1"))
+        uow.commit()
+    OutboxRelay(db, bus, holder="a").publish_pending()
+    attempts = []
+
+    def apply(event, uow):
+        attempts.append(1)
+        raise PoisonMessage("payload merchant differs from envelope")
+
+    consumer = EventConsumer(db, bus, group="g", handlers={PAID_TOPIC: apply}, max_attempts=5, retry_backoff_s=0)
+    assert consumer.process(bus.log[PAID_TOPIC][0]) == "dead_lettered"
+    assert len(attempts) == 1
+    assert bus.log[PAID_TOPIC + ".dlq"][0].header("x-weika-dlq-error").startswith(b"poison:")

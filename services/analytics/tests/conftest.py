@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from google.protobuf.message import Message as ProtoMessage
+
+from weika.events.v1 import orders_pb2, redemption_pb2
 from weika_analytics.bootstrap import MIGRATIONS
 from weika_analytics.domain.model import Overview, Window
 from weika_analytics.entrypoints import events
 from weika_analytics.service_layer import services
-
-from weika.events.v1 import orders_pb2, redemption_pb2
 from weika_kit import migrations
 from weika_kit.bus import Message
 from weika_kit.consumer import EventConsumer
@@ -117,14 +119,26 @@ def ev() -> EventFactory:
     return EventFactory()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file migrated once per session; each test copies it instead of running the migrations again."""
+    path = tmp_path_factory.mktemp("analytics-template") / "analytics.sqlite3"
+    migrations.upgrade(f"sqlite:///{path}", MIGRATIONS)
+    return path
+
+
 @pytest.fixture
-def make_harness(tmp_path) -> Iterator[Callable[..., Harness]]:
+def make_harness(tmp_path, migrated_sqlite) -> Iterator[Callable[..., Harness]]:
     """Factory: a harness on a freshly migrated database (SQLite in tmp_path unless a URL is given)."""
     made: list[Harness] = []
 
     def make(url: str | None = None) -> Harness:
-        url = url or f"sqlite:///{tmp_path / f'analytics-{len(made)}.sqlite3'}"
-        migrations.upgrade(url, MIGRATIONS)
+        if url is None:
+            path = tmp_path / f"analytics-{len(made)}.sqlite3"
+            shutil.copy(migrated_sqlite, path)
+            url = f"sqlite:///{path}"
+        else:
+            migrations.upgrade(url, MIGRATIONS)
         harness = Harness(Database(url, service="analytics"))
         made.append(harness)
         return harness

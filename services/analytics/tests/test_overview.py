@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from sqlalchemy import func, select
+
+from weika.analytics.v1 import analytics_pb2, analytics_pb2_grpc
+from weika.events.v1 import orders_pb2
 from weika_analytics import metrics
 from weika_analytics.adapters import tables as t
 from weika_analytics.bootstrap import registrations
 from weika_analytics.domain.errors import InvalidWindow
-
-from weika.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from weika_kit.context import Caller
 from weika_kit.errors import RemoteError
 from weika_kit.grpc_server import GrpcServer
@@ -158,8 +159,6 @@ def test_event_whose_payload_names_another_tenant_than_its_envelope_is_dead_lett
 
 
 def test_event_without_its_business_time_is_dead_lettered_not_guessed(harness, ev):
-    from weika.events.v1 import orders_pb2
-
     undated = ev.message(orders_pb2.OrderPaid(order_id="ord_x", merchant_id=ev.merchant_id, mode="live",
                                               paid_amount=500))
 

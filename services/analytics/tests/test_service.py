@@ -6,10 +6,10 @@ import time
 from datetime import UTC, datetime
 
 import grpc
-from weika_analytics.bootstrap import DEFINITION
-from weika_analytics.entrypoints.events import HANDLERS
 
 from weika.analytics.v1 import analytics_pb2, analytics_pb2_grpc
+from weika_analytics.bootstrap import DEFINITION
+from weika_analytics.entrypoints.events import HANDLERS
 from weika_kit.bus import OutgoingMessage
 from weika_kit.bus.embedded import EmbeddedLog
 from weika_kit.config import ServiceSettings

@@ -39,7 +39,8 @@ Handler = Callable[[Event, UnitOfWork], None]
 
 
 class PoisonMessage(Exception):
-    """The message can never be handled (undecodable); it goes to the dead-letter topic at once."""
+    """The message can never be handled (undecodable, or a handler found it contradictory): it goes to the
+    dead-letter topic at once instead of being retried."""
 
 
 class EventConsumer:
@@ -109,6 +110,8 @@ class EventConsumer:
                 outcome = self._apply_once(event, handler)
                 metrics.EVENTS_CONSUMED.labels(self.group, message.topic, outcome).inc()
                 return outcome
+            except PoisonMessage as exc:  # the handler knows retrying cannot help
+                return self._dead_letter(message, f"poison: {exc}")
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 metrics.EVENT_HANDLER_FAILURES.labels(self.group, message.topic).inc()

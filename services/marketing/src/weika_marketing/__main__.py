@@ -1,7 +1,7 @@
 """Run the marketing service: `python -m weika_marketing` or `weika-marketing`."""
 
-from weika_marketing.bootstrap import DEFINITION
 from weika_kit.service import main as run_service
+from weika_marketing.bootstrap import DEFINITION
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from weika.marketing.v1 import marketing_pb2, marketing_pb2_grpc
-from weika_marketing.entrypoints import events
-from weika_marketing.entrypoints.grpc_api import MarketingServicer
 from weika_kit.db import Database
 from weika_kit.service import ServiceDefinition
+from weika_marketing.entrypoints import events
+from weika_marketing.entrypoints.grpc_api import MarketingServicer
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, insert, select
 from sqlalchemy.engine import Row
 
-from weika_marketing.adapters import tables as t
-from weika_marketing.domain.model import Campaign, Tier
 from weika_kit.context import Caller
 from weika_kit.db import UnitOfWork
+from weika_marketing.adapters import tables as t
+from weika_marketing.domain.model import Campaign, Tier
 
 
 def tiers_to_json(tiers: tuple[Tier, ...]) -> str:
@@ -23,11 +23,17 @@ def tiers_from_json(raw: str) -> tuple[Tier, ...]:
     return tuple(Tier(threshold=item["threshold"], reduction=item["reduction"]) for item in json.loads(raw))
 
 
+def _utc(value: datetime) -> datetime:
+    # The kit's UTCDateTime comes back naive from SQLite (the dialect swaps in its own DATETIME type and
+    # drops the override); values are stored in UTC, so the zone is put back here. PostgreSQL's is aware.
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _campaign(row: Row[Any]) -> Campaign:
     return Campaign(
         id=row.id, merchant_id=row.merchant_id, mode=row.mode, kind=row.kind, name=row.name,
-        tiers=tiers_from_json(row.tiers), stackable=row.stackable, starts_at=row.starts_at, ends_at=row.ends_at,
-        active=row.active, created_at=row.created_at)
+        tiers=tiers_from_json(row.tiers), stackable=row.stackable, starts_at=_utc(row.starts_at),
+        ends_at=_utc(row.ends_at), active=row.active, created_at=_utc(row.created_at))
 
 
 class MarketingRepository:

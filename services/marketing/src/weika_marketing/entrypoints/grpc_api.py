@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from weika.marketing.v1 import marketing_pb2 as pb
 from weika.marketing.v1 import marketing_pb2_grpc
-
-from weika_marketing.domain.model import Campaign, QuoteLine, Tier
-from weika_marketing.service_layer import services
 from weika_kit.context import require_caller
 from weika_kit.db import Database
 from weika_kit.protos import from_timestamp, to_timestamp
+from weika_marketing.domain.model import Campaign, QuoteLine, Tier
+from weika_marketing.service_layer import services
 
 
 def campaign_to_pb(c: Campaign) -> pb.Campaign:

@@ -1,7 +1,6 @@
 """Alembic environment of the marketing service (the kit does the work)."""
 
-from weika_marketing.adapters.tables import metadata
-
 from weika_kit.migrations import run_env
+from weika_marketing.adapters.tables import metadata
 
 run_env(metadata)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from weika_marketing.adapters.repository import MarketingRepository
-from weika_marketing.domain import model
-from weika_marketing.domain.model import Campaign, Quote, QuoteLine, Tier
 from weika_kit import ids
 from weika_kit.context import Caller
 from weika_kit.db import Database
+from weika_marketing.adapters.repository import MarketingRepository
+from weika_marketing.domain import model
+from weika_marketing.domain.model import Campaign, Quote, QuoteLine, Tier
 
 
 @dataclass(frozen=True)
