@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,11 +18,11 @@ import grpc
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
+
 from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from weika.marketing.v1 import marketing_pb2, marketing_pb2_grpc
 from weika.orders.v1 import orders_pb2 as pb
 from weika.orders.v1 import orders_pb2_grpc
-
 from weika_kit import context, grpc_client, migrations
 from weika_kit.context import Caller
 from weika_kit.db import KIT_TABLES, Database
@@ -236,8 +238,9 @@ def _serve(name: str, register: Callable[[grpc.Server], None], service_name: str
     return server
 
 
-def start_harness(url: str, *, max_workers: int = 4) -> Harness:
-    migrations.upgrade(url, MIGRATIONS)
+def start_harness(url: str, *, max_workers: int = 4, migrated: bool = False) -> Harness:
+    if not migrated:
+        migrations.upgrade(url, MIGRATIONS)
     clock = MutableClock()
     db = Database(url, service="orders", clock=clock)
     catalog, marketing = FakeCatalog(), FakeMarketing()
@@ -261,8 +264,8 @@ def make_harness() -> Iterator[Callable[..., Harness]]:
     """Factory `make(database_url, max_workers=4) -> Harness`; everything it started is stopped afterwards."""
     started: list[Harness] = []
 
-    def make(url: str, *, max_workers: int = 4) -> Harness:
-        started.append(start_harness(url, max_workers=max_workers))
+    def make(url: str, *, max_workers: int = 4, migrated: bool = False) -> Harness:
+        started.append(start_harness(url, max_workers=max_workers, migrated=migrated))
         return started[-1]
 
     yield make
@@ -270,9 +273,19 @@ def make_harness() -> Iterator[Callable[..., Harness]]:
         h.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory) -> Path:
+    """Migrations run once; each test gets a copy of the migrated file (keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("orders-schema") / "orders.sqlite3"
+    migrations.upgrade(f"sqlite:///{path}", MIGRATIONS)
+    return path
+
+
 @pytest.fixture
-def harness(make_harness, tmp_path) -> Harness:
-    return make_harness(f"sqlite:///{tmp_path / 'orders.sqlite3'}")
+def harness(make_harness, migrated_sqlite_file, tmp_path) -> Harness:
+    path = tmp_path / "orders.sqlite3"
+    shutil.copyfile(migrated_sqlite_file, path)
+    return make_harness(f"sqlite:///{path}", migrated=True)
 
 
 @pytest.fixture

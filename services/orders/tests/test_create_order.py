@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from weika.events.v1 import orders_pb2 as events
 from weika.marketing.v1 import marketing_pb2
-
 from weika_kit.errors import InvalidArgument, RemoteError
 
 CREATED = "weika.orders.order-created.v1"

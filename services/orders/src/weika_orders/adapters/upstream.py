@@ -8,6 +8,8 @@ the caller cannot know whether it took effect, so it keeps what it has and lets 
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -26,6 +28,8 @@ from weika_kit.errors import (
 )
 from weika_kit.protos import from_timestamp
 from weika_orders.domain.model import CouponTerms, Discount, OrderLine, PriceQuote
+
+log = logging.getLogger(__name__)
 
 _KINDS: dict[grpc.StatusCode, type[DomainError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
@@ -46,12 +50,17 @@ class UpstreamFailure(DomainError):
         self.status = status  # type: ignore[misc]  # the upstream's own status, not a fixed one
 
 
-def domain_error_from_remote(error: RemoteError) -> DomainError:
+def domain_error_from_remote(error: RemoteError, service: str = "") -> DomainError:
     """The same refusal as a DomainError of the same kind: code, message, details and gRPC status preserved."""
     kind = _KINDS.get(error.status)
-    if kind is None:
-        return UpstreamFailure(error.status, error.message, code=error.code, details=error.details)
-    return kind(error.message, code=error.code, details=error.details)
+    if kind is not None:
+        return kind(error.message, code=error.code, details=error.details)
+    if service:
+        # The transport's own text (addresses, stack names) is for our logs, not for the buyer.
+        log.warning("upstream call failed", extra={"upstream": service, "code": error.code, "error": error.message})
+        return UpstreamFailure(error.status, f"the {service} service did not answer; please retry",
+                               code=error.code, details={**error.details, "service": service})
+    return UpstreamFailure(error.status, error.message, code=error.code, details=error.details)
 
 
 def is_refusal(error: DomainError) -> bool:
@@ -59,11 +68,11 @@ def is_refusal(error: DomainError) -> bool:
     return not isinstance(error, UpstreamFailure)
 
 
-def _call(method, request):  # type: ignore[no-untyped-def]
+def _call(service: str, method, request):  # type: ignore[no-untyped-def]
     try:
         return grpc_client.call(method, request)
     except RemoteError as error:
-        raise domain_error_from_remote(error) from None
+        raise domain_error_from_remote(error, service) from None
 
 
 def _terms(rule: catalog_pb2.CouponRule) -> CouponTerms:
@@ -82,7 +91,7 @@ class CatalogClient:
 
     def reserve_stock(self, order_id: str, items: tuple[tuple[str, int], ...]) -> list[OrderLine]:
         """Stock for every item or none; idempotent per order id. The lines carry prices and coupon terms."""
-        response = _call(self.stub.ReserveStock, catalog_pb2.ReserveStockRequest(
+        response = _call("catalog", self.stub.ReserveStock, catalog_pb2.ReserveStockRequest(
             order_id=order_id,
             lines=[catalog_pb2.ReserveStockLine(product_id=p, quantity=q) for p, q in items]))
         return [
@@ -93,7 +102,8 @@ class CatalogClient:
 
     def release_stock(self, order_id: str, reason: str) -> bool:
         """Give the order's reserved stock back; idempotent (False when nothing was held)."""
-        response = _call(self.stub.ReleaseStock, catalog_pb2.ReleaseStockRequest(order_id=order_id, reason=reason))
+        response = _call("catalog", self.stub.ReleaseStock,
+                         catalog_pb2.ReleaseStockRequest(order_id=order_id, reason=reason))
         return bool(response.released)
 
 
@@ -102,7 +112,7 @@ class MarketingClient:
         self.stub = grpc_client.stub(marketing_pb2_grpc.MarketingServiceStub, target)
 
     def quote_price(self, lines: list[OrderLine], customer_id: str) -> PriceQuote:
-        quote = _call(self.stub.QuotePrice, marketing_pb2.QuotePriceRequest(
+        quote = _call("marketing", self.stub.QuotePrice, marketing_pb2.QuotePriceRequest(
             customer_id=customer_id,
             lines=[marketing_pb2.QuoteLine(product_id=line.product_id, category_id=line.category_id,
                                            quantity=line.quantity, unit_price=line.unit_price)
