@@ -100,8 +100,9 @@ def test_coupon_is_bought_paid_issued_redeemed_and_counted(platform):
         return report if report.get("coupons_redeemed") == 1 and report.get("orders_paid") == 1 else None
 
     overview = eventually(counted)
-    assert overview == {"orders_paid": 1, "gmv": 1980, "coupons_issued": 2, "coupons_redeemed": 1,
-                        "redemption_rate": 0.5}
+    core = {k: overview[k] for k in ("orders_paid", "gmv", "coupons_issued", "coupons_redeemed", "redemption_rate")}
+    assert core == {"orders_paid": 1, "gmv": 1980, "coupons_issued": 2, "coupons_redeemed": 1,
+                    "redemption_rate": 0.5}
 
 
 def test_same_idempotency_key_returns_the_same_order_and_refuses_another_body(shop):

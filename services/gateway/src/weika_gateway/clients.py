@@ -10,11 +10,11 @@ from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from weika.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from weika.orders.v1 import orders_pb2, orders_pb2_grpc
 from weika.redemption.v1 import redemption_pb2, redemption_pb2_grpc
-
 from weika_kit import context, grpc_client
 from weika_kit.context import Caller
 from weika_kit.errors import RemoteError

@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.engine import Row
+
 from weika.analytics.v1 import analytics_pb2
 from weika.catalog.v1 import catalog_pb2
 from weika.orders.v1 import orders_pb2

@@ -1,6 +1,15 @@
 """The gateway's tables (SQLAlchemy Core): merchants, API keys, stores, idempotency records, and the kit's."""
 
-from sqlalchemy import Column, ForeignKey, Index, MetaData, PrimaryKeyConstraint, String, Table, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from weika_kit.db import UTCDateTime, define_kit_tables
 

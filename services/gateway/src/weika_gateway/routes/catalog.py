@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from weika.catalog.v1 import catalog_pb2
 
+from weika.catalog.v1 import catalog_pb2
 from weika_gateway import serializers
 from weika_gateway.auth import api_key_required, current_caller
 from weika_gateway.routes import body_fields, check_stores_known

@@ -8,7 +8,13 @@ from flask import Blueprint
 
 from weika_gateway import serializers
 from weika_gateway.adapters.repository import MerchantRepository
-from weika_gateway.auth import KEY_PREFIXES, api_key_required, current_caller, issue_api_key, operator_required
+from weika_gateway.auth import (
+    KEY_PREFIXES,
+    api_key_required,
+    current_caller,
+    issue_api_key,
+    operator_required,
+)
 from weika_gateway.errors import NotAuthenticated
 from weika_gateway.routes import body_fields
 from weika_gateway.state import state

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, request
-from sqlalchemy.exc import IntegrityError
-from weika.orders.v1 import orders_pb2
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from weika.orders.v1 import orders_pb2
 from weika_gateway import serializers
 from weika_gateway.adapters.repository import IdempotencyRepository
 from weika_gateway.auth import api_key_required, current_caller
@@ -15,6 +16,8 @@ from weika_gateway.errors import IdempotencyKeyRequired
 from weika_gateway.routes import check_stores_known, json_body
 from weika_gateway.state import state
 from weika_gateway.validation import INT32_MAX, Fields, fingerprint, invalid
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("orders", __name__, url_prefix="/v1")
 
@@ -60,16 +63,26 @@ def create_order() -> tuple[dict[str, Any], int]:
     order = state().clients.create_order(caller, orders_pb2.CreateOrderRequest(
         idempotency_key=key, request_fingerprint=request_fingerprint, customer=customer, items=items,
         store_id=store_id or ""))
-    # The orders service already answered a replay with the first order; the record only tells the
-    # first answer (201) from a replay (200). Its primary key settles two concurrent first attempts.
+    return serializers.order(order), 201 if _first_answer(key, request_fingerprint, order.id) else 200
+
+
+def _first_answer(key: str, request_fingerprint: str, order_id: str) -> bool:
+    """Record the key; False when it was recorded before (a replay).
+
+    The orders service already answered a replay with the first order: the record only tells the first
+    answer (201) from a replay (200), and its primary key settles two concurrent first attempts.
+    """
     try:
         with state().db.unit_of_work() as uow:
-            IdempotencyRepository(uow, caller).add(idempotency_key=key, request_fingerprint=request_fingerprint,
-                                                   order_id=order.id)
+            IdempotencyRepository(uow, current_caller()).add(
+                idempotency_key=key, request_fingerprint=request_fingerprint, order_id=order_id)
             uow.commit()
     except IntegrityError:
-        return serializers.order(order), 200
-    return serializers.order(order), 201
+        return False
+    except SQLAlchemyError:
+        # The order exists either way; losing only the 201/200 distinction beats answering 500.
+        log.warning("could not record the idempotency key", extra={"order_id": order_id}, exc_info=True)
+    return True
 
 
 @bp.post("/orders/<order_id>/pay")

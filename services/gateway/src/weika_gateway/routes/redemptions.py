@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from weika.redemption.v1 import redemption_pb2
 
+from weika.redemption.v1 import redemption_pb2
 from weika_gateway import serializers
 from weika_gateway.adapters.repository import StoreRepository
 from weika_gateway.auth import api_key_required, current_caller

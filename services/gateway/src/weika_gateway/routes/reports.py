@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, request
-from weika.analytics.v1 import analytics_pb2
 
+from weika.analytics.v1 import analytics_pb2
 from weika_gateway import serializers
 from weika_gateway.auth import api_key_required, current_caller
 from weika_gateway.state import state
