@@ -40,8 +40,11 @@ def test_healthz_names_the_service_that_does_not_answer(platform):
     [pid] = service_pids(platform.var_dir, "weika_analytics")
     os.kill(pid, signal.SIGSTOP)  # alive but not answering, like a hung pod
     try:
-        resp = eventually(lambda: (r := requests.get(platform.url + "/healthz", timeout=15)).status_code == 503 and r)
-        body = resp.json()
+        def unhealthy():  # type: ignore[no-untyped-def]
+            resp = requests.get(platform.url + "/healthz", timeout=15)
+            return resp.json() if resp.status_code == 503 else None
+
+        body = eventually(unhealthy)
         assert body["services"]["analytics"] != "SERVING"
         assert body["services"]["catalog"] == "SERVING"
     finally:
