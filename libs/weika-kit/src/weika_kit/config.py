@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,5 +89,6 @@ class ServiceSettings:
             redis_url=env("REDIS_URL"),
             topic_partitions=env_int("WEIKA_TOPIC_PARTITIONS", 3),
             log_level=env("WEIKA_LOG_LEVEL", "INFO") or "INFO",
-            instance_id=env("WEIKA_INSTANCE_ID", f"{name}-{os.getpid()}") or name,
+            # In a container the pid is always 1: the host name (the pod name) keeps replicas apart.
+            instance_id=env("WEIKA_INSTANCE_ID", f"{name}-{socket.gethostname()}-{os.getpid()}") or name,
         )

@@ -44,7 +44,9 @@ def channel(service_or_target: str) -> grpc.Channel:
     target = service_address(service_or_target) if ":" not in service_or_target else service_or_target
     with _lock:
         if target not in _channels:
-            raw = grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30000)])
+            # round_robin over every address the name resolves to (a headless Service gives one per pod).
+            raw = grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30000),
+                                                         ("grpc.lb_policy_name", "round_robin")])
             _channels[target] = grpc.intercept_channel(raw, _ContextInterceptor())
         return _channels[target]
 

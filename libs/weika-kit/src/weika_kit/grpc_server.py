@@ -70,7 +70,9 @@ class GrpcServer:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{service}-grpc"),
             interceptors=[ServerInterceptor(service)],
-            options=[("grpc.so_reuseport", 0)],
+            # Clients re-resolve and spread over replicas when connections age out (Kubernetes Services).
+            options=[("grpc.so_reuseport", 0), ("grpc.max_connection_age_ms", 300_000),
+                     ("grpc.max_connection_age_grace_ms", 30_000)],
         )
         for register in registrations:
             register(self.server)

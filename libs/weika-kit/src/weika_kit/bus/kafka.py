@@ -141,7 +141,8 @@ class KafkaGroupConsumer:
     def lag(self) -> dict[str, int]:
         """Per topic, how many messages of this member's partitions it has not read yet."""
         owned = list(self._consumer.assignment())
-        lag: dict[str, int] = {}
+        # Topics whose partitions moved away report 0, so a sum over replicas does not count them twice.
+        lag: dict[str, int] = dict.fromkeys(self._consumer.subscription() or (), 0)
         if not owned:
             return lag
         try:
