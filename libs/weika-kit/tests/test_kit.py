@@ -206,6 +206,7 @@ def echo_server():
     server.start()
     server.set_serving(True)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    echo.target = f"127.0.0.1:{server.port}"
     yield echo, channel.unary_unary("/test.Echo/Echo")
     channel.close()
     server.stop(0)
@@ -295,3 +296,38 @@ def test_a_handler_declaring_a_poison_message_dead_letters_it_without_retries(db
     assert consumer.process(bus.log[PAID_TOPIC][0]) == "dead_lettered"
     assert len(attempts) == 1
     assert bus.log[PAID_TOPIC + ".dlq"][0].header("x-weika-dlq-error").startswith(b"poison:")
+
+
+def test_health_and_reflection_are_served_beside_the_service(echo_server):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    echo, _ = echo_server
+    with grpc.insecure_channel(echo.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(service="test.Echo")).status == \
+            health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        [answer] = list(reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+        names = {s.name for s in answer.list_services_response.service}
+        assert {"test.Echo", "grpc.health.v1.Health"} <= names
+
+
+def test_logs_are_json_lines_carrying_service_request_and_merchant(capsys):
+    import logging
+
+    from weika_kit import logs
+
+    logs.configure("kit-test", "INFO")
+    try:
+        with context.bound(caller=context.Caller("m-9", "live"), request_id="req-7"):
+            logging.getLogger("weika.test").info("coupon redeemed", extra={"coupon_id": "c-1"})
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        logging.getLogger().handlers.clear()
+    record = json.loads(line)
+    assert record["message"] == "coupon redeemed" and record["level"] == "INFO"
+    assert (record["service"], record["request_id"], record["merchant_id"], record["mode"]) == \
+        ("kit-test", "req-7", "m-9", "live")
+    assert record["coupon_id"] == "c-1"
+    assert datetime.fromisoformat(record["time"]).utcoffset().total_seconds() == 0
