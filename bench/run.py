@@ -4,6 +4,8 @@ baseline measured in the same run (machines here are shared and noisy; absolute 
 redemption: a few thousand issued coupon codes redeemed by concurrent clients through the gateway (REST →
 gRPC → PostgreSQL, outbox → Kafka), beside the same database transaction (conditional update + outbox insert)
 run directly against the same PostgreSQL.
+import: 5,000 catalog rows imported from the .xlsx template (bench/catalog_import.py), beside openpyxl alone
+reading the same workbook.
 """
 
 from __future__ import annotations
@@ -174,11 +176,30 @@ def print_table(results: list[Result], baseline: Result) -> None:
               f"{r.percentile(99):>8.1f} {r.errors:>6} {ratio:>10.2f}x")
 
 
+def print_import_table() -> None:
+    from bench.catalog_import import bench
+
+    rows = bench()
+    baseline = rows[0]
+    header = f"{'benchmark':<56} {'rows':>6} {'seconds':>8} {'rows/s':>9} {'time vs baseline':>17}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(f"{row['name']:<56} {row['ops']:>6} {row['seconds']:>8.2f} {row['ops'] / row['seconds']:>9.0f} "
+              f"{row['seconds'] / baseline['seconds']:>16.2f}x")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--codes", type=int, default=2000, help="coupon codes issued and redeemed (default 2000)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--only", choices=["redemption", "import"], help="run one benchmark only")
     args = parser.parse_args()
+    if args.only != "redemption":
+        print_import_table()
+        if args.only == "import":
+            return 0
 
     servers = infra.ensure_all()
     server_url = servers["POSTGRES_URL"]

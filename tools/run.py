@@ -17,7 +17,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ["catalog", "orders", "redemption", "marketing", "analytics", "gateway"]
+# The payment simulator plays WeChat Pay and Alipay (real signatures) so orders can be paid locally.
+SERVICES = ["catalog", "orders", "redemption", "marketing", "analytics", "gateway", "paysim"]
 RESTART_LIMIT = 5
 
 
@@ -57,6 +58,11 @@ def main() -> int:
         while not _port_open("127.0.0.1", port) and time.monotonic() < deadline:
             time.sleep(0.1)
 
+    gateway_port = env.setdefault("WEIKA_GATEWAY_PORT", "8080")
+    paysim_port = env.setdefault("WEIKA_PAYSIM_PORT", "8090")
+    env.setdefault("WEIKA_PAYSIM_URL", f"http://127.0.0.1:{paysim_port}")
+    env.setdefault("WEIKA_PAYMENT_NOTIFY_BASE_URL", f"http://127.0.0.1:{gateway_port}")
+
     def start(name: str) -> None:
         procs[name] = subprocess.Popen([sys.executable, "-m", f"weika_{name}"], env=env)
 
@@ -72,7 +78,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
 
-    gateway = f"http://127.0.0.1:{env.get('WEIKA_GATEWAY_PORT', '8080')}"
+    gateway = f"http://127.0.0.1:{gateway_port}"
     print(f"weika: starting {len(SERVICES)} services; data in {var}", file=sys.stderr, flush=True)
     announced = False
     started = time.monotonic()

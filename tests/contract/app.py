@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
@@ -128,10 +129,31 @@ def cmd_produce(args: argparse.Namespace) -> None:
     bus.close()
 
 
+def cmd_member(args: argparse.Namespace) -> None:
+    """One replica of a group member: report assignment changes and every message, until the stop file exists."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    bus = open_bus(args.bus, client_id=args.prefix)
+    consumer = bus.consumer(args.group, [args.topic], client_id=args.prefix)
+    owned: set = set()
+    stop_file = Path(args.stop_file)
+    while not stop_file.exists():
+        batch = consumer.poll(timeout_s=0.2)
+        for message in batch:
+            print(f"GOT {message.partition} {message.header('ce_id').decode()}", flush=True)
+        consumer.commit(batch)
+        if consumer.assignment() != owned:
+            owned = consumer.assignment()
+            print("ASSIGNED " + " ".join(str(p) for _, p in sorted(owned)), flush=True)
+    consumer.close()
+    bus.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("source", "relay", "sink", "produce"):
+    for name in ("source", "relay", "sink", "produce", "member"):
         p = sub.add_parser(name)
         p.add_argument("--bus", required=True)
         p.add_argument("--db")
@@ -143,8 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--timeout", type=float, default=60)
         p.add_argument("--linger", type=float, default=1.0)
         p.add_argument("--interval", type=float, default=0.0)
+        p.add_argument("--stop-file")
     args = parser.parse_args(argv)
-    {"source": cmd_source, "relay": cmd_relay, "sink": cmd_sink, "produce": cmd_produce}[args.cmd](args)
+    {"source": cmd_source, "relay": cmd_relay, "sink": cmd_sink, "produce": cmd_produce,
+     "member": cmd_member}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ Each test runs twice (stack fixture): embedded log + SQLite, and Kafka + Postgre
 from __future__ import annotations
 
 import collections
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, select
 
 from tests.contract.app import EFFECTS, LEDGER, order_paid
+from tests.contract.conftest import ROOT
 from weika_kit.bus import Message, OutgoingMessage, TopicSpec
 from weika_kit.envelope import Envelope
 
@@ -66,39 +70,55 @@ def test_messages_of_one_key_arrive_in_publish_order(stack):
 
 
 def test_two_consumers_in_one_group_share_the_partitions(stack):
+    """Two members in two processes, as two replicas of a service would be."""
     bus = stack.open_bus()
     topic = stack.topic("share")
     bus.ensure_topics([TopicSpec(topic, partitions=4)])
-    group = f"g-{topic}"
-    first = bus.consumer(group, [topic], client_id="first")
-    second = bus.consumer(group, [topic], client_id="second")
-    # Both members must have joined before the data arrives, so that the group has settled.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        first.poll(timeout_s=0.2)
-        second.poll(timeout_s=0.2)
-        if first.assignment() and second.assignment() and \
-                len(first.assignment() | second.assignment()) == 4:
-            break
-    assert first.assignment() and second.assignment(), "both members own partitions"
-    assert not first.assignment() & second.assignment(), "no partition is owned twice"
+    stop_file = stack.tmp / f"stop-{topic}"
+    outputs = {name: stack.tmp / f"{name}-{topic}.out" for name in ("first", "second")}
+    members = {name: subprocess.Popen(
+        [sys.executable, "-m", "tests.contract.app", "member", "--bus", stack.bus_spec, "--topic", topic,
+         "--group", f"g-{topic}", "--prefix", name, "--stop-file", str(stop_file)],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=out.open("w"), stderr=out.with_suffix(".log").open("w"))
+        for name, out in outputs.items()}
 
-    bus.publish([outgoing(topic, f"k{i}", i) for i in range(200)])
-    got = {"first": [], "second": []}
-    deadline = time.monotonic() + 60
-    while sum(map(len, got.values())) < 200 and time.monotonic() < deadline:
-        for name, consumer in (("first", first), ("second", second)):
-            batch = consumer.poll(timeout_s=0.2)
-            got[name].extend(batch)
-            consumer.commit(batch)
-    first.close()
-    second.close()
-    bus.close()
+    def report(name: str) -> tuple[set[int], list[tuple[int, str]]]:
+        owned: set[int] = set()
+        got = []
+        for line in outputs[name].read_text().splitlines():
+            if line.startswith("ASSIGNED"):
+                owned = {int(p) for p in line.split()[1:]}
+            elif line.startswith("GOT "):
+                _, partition, event_id = line.split()
+                got.append((int(partition), event_id))
+        return owned, got
 
-    ids = [m.header("ce_id") for batch in got.values() for m in batch]
+    try:
+        # Both members must have joined before the data arrives, so that the group has settled.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            owned = {name: report(name)[0] for name in members}
+            if owned["first"] and owned["second"] and not owned["first"] & owned["second"] \
+                    and len(owned["first"] | owned["second"]) == 4:
+                break
+            time.sleep(0.2)
+        bus.publish([outgoing(topic, f"k{i}", i) for i in range(200)])
+        deadline = time.monotonic() + 60
+        while sum(len(report(name)[1]) for name in members) < 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop_file.touch()
+        for member in members.values():
+            member.wait(timeout=60)
+        bus.close()
+
+    assert owned["first"] and owned["second"], f"both members own partitions: {owned}"
+    assert not owned["first"] & owned["second"], "no partition is owned twice"
+    got = {name: report(name)[1] for name in members}
+    ids = [event_id for batch in got.values() for _, event_id in batch]
     assert len(ids) == 200 and len(set(ids)) == 200
     assert got["first"] and got["second"]
-    assert not {m.partition for m in got["first"]} & {m.partition for m in got["second"]}
+    assert not {p for p, _ in got["first"]} & {p for p, _ in got["second"]}
 
 
 def test_consumer_killed_after_effect_before_commit_applies_the_effect_once(stack):

@@ -34,7 +34,7 @@ class Platform:
 
     def __post_init__(self) -> None:
         if not self.ports:
-            self.ports = {name: free_port() for name in (*SERVICES, "gateway", "redis")}
+            self.ports = {name: free_port() for name in (*SERVICES, "gateway", "redis", "paysim")}
             self.ports.update({f"{name}-http": free_port() for name in SERVICES})
 
     @property
@@ -50,6 +50,7 @@ class Platform:
             "WEIKA_GATEWAY_PORT": str(self.ports["gateway"]),
             "WEIKA_GATEWAY_HOST": "127.0.0.1",
             "WEIKA_EMBEDDED_REDIS_PORT": str(self.ports["redis"]),
+            "WEIKA_PAYSIM_PORT": str(self.ports["paysim"]),
             "WEIKA_LOG_LEVEL": "WARNING",
         })
         for name in SERVICES:

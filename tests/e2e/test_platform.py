@@ -64,7 +64,7 @@ def test_ctrl_c_stops_every_process_and_data_survives_a_restart(tmp_path):
 
     assert first.stop() == 0
     for name in ("weika_catalog", "weika_orders", "weika_redemption", "weika_marketing", "weika_analytics",
-                 "weika_gateway", "weika_kit.redis_standin"):
+                 "weika_gateway", "weika_paysim", "weika_kit.redis_standin"):
         assert service_pids(first.var_dir, name) == [], f"{name} still running after Ctrl-C"
     assert not any(port_open(port) for port in first.ports.values())
 

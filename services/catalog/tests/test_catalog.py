@@ -123,18 +123,18 @@ def _race(db, product_id: str, buyers: int) -> tuple[int, int]:  # type: ignore[
     return len(sold), len(refused)
 
 
-def test_concurrent_buyers_on_sqlite_get_exactly_the_stock(db):
-    product = new_coupon(db, quantity=10)
-    assert _race(db, product.id, 30) == (10, 20)
+def test_200_concurrent_buyers_of_50_units_on_sqlite_get_exactly_50(db):
+    product = new_coupon(db, quantity=50)
+    assert _race(db, product.id, 200) == (50, 150)
     assert services.get_product(db, SHOP, product.id).available == 0
 
 
 @pytest.mark.postgres
-def test_concurrent_buyers_on_postgres_get_exactly_the_stock(fresh_postgres_database, make_db):
+def test_200_concurrent_buyers_of_50_units_on_postgres_get_exactly_50(fresh_postgres_database, make_db):
     db = make_db(fresh_postgres_database("catalog"))
-    product = new_coupon(db, quantity=15)
-    assert _race(db, product.id, 40) == (15, 25)
+    product = new_coupon(db, quantity=50)
+    assert _race(db, product.id, 200) == (50, 150)
     assert services.get_product(db, SHOP, product.id).available == 0
     with db.engine.connect() as conn:
         moves = conn.execute(select(tables.stock_moves).where(tables.stock_moves.c.reason == "reserved")).all()
-    assert len(moves) == 15
+    assert len(moves) == 50

@@ -23,6 +23,7 @@ from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from weika.marketing.v1 import marketing_pb2, marketing_pb2_grpc
 from weika.orders.v1 import orders_pb2 as pb
 from weika.orders.v1 import orders_pb2_grpc
+from weika.redemption.v1 import redemption_pb2, redemption_pb2_grpc
 from weika_kit import context, grpc_client, migrations
 from weika_kit.context import Caller
 from weika_kit.db import KIT_TABLES, Database
@@ -30,8 +31,9 @@ from weika_kit.errors import Conflict, NotFound
 from weika_kit.grpc_server import GrpcServer
 from weika_kit.protos import to_timestamp
 from weika_orders.adapters import tables
-from weika_orders.adapters.upstream import CatalogClient, MarketingClient
+from weika_orders.adapters.upstream import CatalogClient, MarketingClient, RedemptionClient
 from weika_orders.bootstrap import MIGRATIONS
+from weika_orders.config import PaymentSettings
 from weika_orders.entrypoints.grpc_api import OrdersServicer
 from weika_orders.service_layer.services import Upstreams
 
@@ -150,6 +152,42 @@ class FakeMarketing(marketing_pb2_grpc.MarketingServiceServicer):
                                    applied=applied)
 
 
+class FakeRedemption(redemption_pb2_grpc.RedemptionServiceServicer):
+    """VoidOrderCoupons with the real contract: all or nothing, refused naming a redeemed coupon, idempotent per
+    refund. `units[(order_id, product_id)]` coupons were issued (default: plenty); `redeemed` lists redeemed ones."""
+
+    def __init__(self) -> None:
+        self.units: dict[tuple[str, str], int] = {}
+        self.redeemed: dict[tuple[str, str], list[str]] = {}
+        self.voided: dict[tuple[str, str], int] = {}
+        self.by_refund: dict[str, list[str]] = {}
+        self.requests: list[Any] = []
+        self.fail_next: list[grpc.StatusCode] = []
+        self.lock = threading.Lock()
+
+    def VoidOrderCoupons(self, request, ctx):  # noqa: N802
+        with self.lock:
+            self.requests.append(request)
+            if self.fail_next:
+                ctx.abort(self.fail_next.pop(0), "redemption is down")
+            if request.refund_id in self.by_refund:
+                return redemption_pb2.VoidOrderCouponsResponse(coupon_ids=self.by_refund[request.refund_id])
+            for line in request.lines:
+                key = (request.order_id, line.product_id)
+                redeemed = self.redeemed.get(key, [])
+                available = self.units.get(key, 99) - self.voided.get(key, 0) - len(redeemed)
+                if line.quantity > available:
+                    raise Conflict(f"coupon {redeemed[0]} was redeemed", code="coupon_already_redeemed",
+                                   details={"coupon_id": redeemed[0] if redeemed else ""})
+            voided = []
+            for line in request.lines:
+                key = (request.order_id, line.product_id)
+                self.voided[key] = self.voided.get(key, 0) + line.quantity
+                voided += [f"cpn_{line.product_id}_{n}" for n in range(line.quantity)]
+            self.by_refund[request.refund_id] = voided
+            return redemption_pb2.VoidOrderCouponsResponse(coupon_ids=voided)
+
+
 class MutableClock:
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
@@ -175,6 +213,7 @@ class Harness:
     upstreams: Upstreams
     stub: orders_pb2_grpc.OrdersServiceStub
     servers: list[GrpcServer] = field(default_factory=list)
+    redemption: FakeRedemption = field(default_factory=FakeRedemption)
 
     def create(self, caller: Caller = TEST_CALLER, *, key: str = "idem-1",
                items: tuple[tuple[str, int], ...] = (("prd_coupon", 2),), external_id: str = "VIP-1",
@@ -228,6 +267,9 @@ class Harness:
     def close(self) -> None:
         for server in self.servers:
             server.stop(0)
+            # The kit caches one channel per target; a later test's server on a reused port must not inherit
+            # this one's channel stuck in reconnect backoff.
+            grpc_client._channels.pop(f"127.0.0.1:{server.port}", None)
         self.db.dispose()
 
 
@@ -238,7 +280,8 @@ def _serve(name: str, register: Callable[[grpc.Server], None], service_name: str
     return server
 
 
-def start_harness(url: str, *, max_workers: int = 4, migrated: bool = False) -> Harness:
+def start_harness(url: str, *, max_workers: int = 4, migrated: bool = False,
+                  payment_settings: PaymentSettings | None = None) -> Harness:
     if not migrated:
         migrations.upgrade(url, MIGRATIONS)
     clock = MutableClock()
@@ -249,14 +292,19 @@ def start_harness(url: str, *, max_workers: int = 4, migrated: bool = False) -> 
     marketing_server = _serve(
         "fake-marketing", lambda s: marketing_pb2_grpc.add_MarketingServiceServicer_to_server(marketing, s),
         "weika.marketing.v1.MarketingService")
+    redemption = FakeRedemption()
+    redemption_server = _serve(
+        "fake-redemption", lambda s: redemption_pb2_grpc.add_RedemptionServiceServicer_to_server(redemption, s),
+        "weika.redemption.v1.RedemptionService")
     upstreams = Upstreams(catalog=CatalogClient(f"127.0.0.1:{catalog_server.port}"),
-                          marketing=MarketingClient(f"127.0.0.1:{marketing_server.port}"))
-    servicer = OrdersServicer(db, upstreams)
+                          marketing=MarketingClient(f"127.0.0.1:{marketing_server.port}"),
+                          redemption=RedemptionClient(f"127.0.0.1:{redemption_server.port}"))
+    servicer = OrdersServicer(db, upstreams, payment_settings or PaymentSettings(None, "http://127.0.0.1:9"))
     orders_server = _serve("orders", lambda s: orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, s),
                            "weika.orders.v1.OrdersService", max_workers=max_workers)
     stub = grpc_client.stub(orders_pb2_grpc.OrdersServiceStub, f"127.0.0.1:{orders_server.port}")
     return Harness(db, clock, catalog, marketing, upstreams, stub,
-                   [orders_server, catalog_server, marketing_server])
+                   [orders_server, catalog_server, marketing_server, redemption_server], redemption)
 
 
 @pytest.fixture
@@ -264,8 +312,10 @@ def make_harness() -> Iterator[Callable[..., Harness]]:
     """Factory `make(database_url, max_workers=4) -> Harness`; everything it started is stopped afterwards."""
     started: list[Harness] = []
 
-    def make(url: str, *, max_workers: int = 4, migrated: bool = False) -> Harness:
-        started.append(start_harness(url, max_workers=max_workers, migrated=migrated))
+    def make(url: str, *, max_workers: int = 4, migrated: bool = False,
+             payment_settings: PaymentSettings | None = None) -> Harness:
+        started.append(start_harness(url, max_workers=max_workers, migrated=migrated,
+                                     payment_settings=payment_settings))
         return started[-1]
 
     yield make
@@ -293,3 +343,92 @@ def callers() -> SimpleNamespace:
     return SimpleNamespace(test=TEST_CALLER, live=LIVE_CALLER, other_merchant=OTHER_MERCHANT,
                            clerk_elsewhere=Caller("mch_tea", "test", staff_id="stf_2", role="clerk",
                                                   store_ids=("sto_9",)))
+
+
+# --- payment channels: the payment simulator (weika-paysim, the provider's side) served on port 0
+
+
+@dataclass
+class MerchantKeys:
+    """A merchant's key material as the providers issue it (generated once per test session)."""
+
+    wechat_private_pem: str
+    wechat_public_pem: str
+    alipay_private_pem: str
+    alipay_public_pem: str
+    api_v3_key: str = "0123456789abcdef0123456789ABCDEF"
+
+
+@pytest.fixture(scope="session")
+def merchant_keys() -> MerchantKeys:
+    from weika_paysim import protocol
+
+    wechat, alipay = protocol.new_rsa_key(), protocol.new_rsa_key()
+    return MerchantKeys(protocol.private_pem(wechat), protocol.public_pem(wechat), protocol.private_pem(alipay),
+                        protocol.public_pem(alipay))
+
+
+@dataclass
+class PaySim:
+    url: str
+    sim: Any
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        import requests
+
+        response = requests.post(self.url + path, json=body, timeout=10)
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def register(self, keys: MerchantKeys, *, mchid: str = "1900000109", appid: str = "wx8888888888888888",
+                 app_id: str = "2021000000000001") -> tuple[pb.WechatPayConfig, pb.AlipayConfig]:
+        """Register the merchant with both providers; the configurations the merchant then gives Weika."""
+        wechat = self.post("/sim/wechat/merchants", {
+            "mchid": mchid, "appid": appid, "merchant_serial_no": "5157F09EFDC096DE15EBE81A47057A72",
+            "merchant_public_key_pem": keys.wechat_public_pem, "api_v3_key": keys.api_v3_key})
+        alipay = self.post("/sim/alipay/apps", {"app_id": app_id, "app_public_key_pem": keys.alipay_public_pem})
+        return (pb.WechatPayConfig(mchid=mchid, appid=appid, merchant_serial_no="5157F09EFDC096DE15EBE81A47057A72",
+                                   merchant_private_key_pem=keys.wechat_private_pem, api_v3_key=keys.api_v3_key,
+                                   platform_public_key_pem=wechat["platform_public_key_pem"],
+                                   platform_serial_no=wechat["platform_serial_no"]),
+                pb.AlipayConfig(app_id=app_id, app_private_key_pem=keys.alipay_private_pem,
+                                alipay_public_key_pem=alipay["alipay_public_key_pem"]))
+
+    def notifications(self, channel: str, out_trade_no: str, **options: Any) -> list[tuple[dict[str, str], bytes]]:
+        """Signed notifications of the customer paying, built but not sent (the test delivers them)."""
+        answer = self.post(f"/sim/{channel}/pay", {"out_trade_no": out_trade_no, "deliver": False, **options})
+        return [(n["headers"], n["body"].encode()) for n in answer["notifications"]]
+
+
+def _serve_wsgi(app: Any) -> tuple[Any, str]:
+    """A real HTTP server on 127.0.0.1:0 in a thread; returns (server, base URL)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture
+def serve_wsgi() -> Callable[[Any], tuple[Any, str]]:
+    return _serve_wsgi
+
+
+@pytest.fixture(scope="session")
+def paysim_keys() -> Any:
+    from weika_paysim.simulator import Simulator
+
+    return Simulator.generate()
+
+
+@pytest.fixture
+def paysim(paysim_keys) -> Iterator[PaySim]:
+    """A fresh simulator (no merchants, no trades) with the session's provider keys (generating them is slow)."""
+    from weika_paysim.app import create_app
+    from weika_paysim.simulator import Simulator
+
+    app = create_app(Simulator(paysim_keys.wechat_platform_key, paysim_keys.wechat_platform_serial,
+                               paysim_keys.alipay_key))
+    server, url = _serve_wsgi(app)
+    yield PaySim(url, app.extensions["paysim"])
+    server.shutdown()

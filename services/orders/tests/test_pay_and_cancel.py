@@ -50,14 +50,24 @@ def test_simulated_payment_in_live_mode_is_refused(harness, callers):
     assert harness.count("payments") == 0 and harness.outbox(PAID, events.OrderPaid) == []
 
 
-def test_a_channel_that_is_not_wired_up_is_refused(harness):
+def test_a_channel_that_does_not_exist_is_refused(harness):
+    order = harness.create()
+
+    with pytest.raises(RemoteError) as refused:
+        harness.pay(order.id, channel="cash")
+
+    assert refused.value.code == "unsupported_payment_channel"
+    assert harness.count("payments") == 0
+
+
+def test_a_provider_channel_the_merchant_has_not_configured_is_refused(harness):
     order = harness.create()
 
     with pytest.raises(RemoteError) as refused:
         harness.pay(order.id, channel="wechat")
 
-    assert refused.value.code == "unsupported_payment_channel"
-    assert harness.count("payments") == 0
+    assert (refused.value.code, refused.value.details["channel"]) == ("payment_channel_not_configured", "wechat")
+    assert harness.get(order.id).status == "pending_payment" and harness.count("payments") == 0
 
 
 def test_paying_twice_records_one_payment_and_refuses_the_second_with_invalid_order_transition(harness):

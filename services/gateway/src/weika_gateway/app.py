@@ -7,23 +7,38 @@ import logging
 import re
 import time
 
+import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from weika_gateway import errors
+from weika_gateway import errors, limiter
 from weika_gateway.clients import GrpcServiceClients, ServiceClients
 from weika_gateway.config import MAX_BODY_BYTES, GatewaySettings
 from weika_gateway.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
-from weika_gateway.routes import catalog, coupons, health, merchants, orders, redemptions, reports, stores
+from weika_gateway.routes import (
+    catalog,
+    coupons,
+    customers,
+    deliveries,
+    health,
+    merchants,
+    order_lifecycle,
+    orders,
+    payments,
+    redemptions,
+    reports,
+    stores,
+)
 from weika_gateway.state import EXTENSION, GatewayState
-from weika_kit import context
+from weika_kit import context, hotstate
 from weika_kit.db import Database
 from weika_kit.errors import DomainError, RemoteError
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("weika_gateway.access")
 
-BLUEPRINTS = (merchants.bp, stores.bp, catalog.bp, orders.bp, coupons.bp, redemptions.bp, reports.bp, health.bp)
+BLUEPRINTS = (merchants.bp, stores.bp, catalog.bp, orders.bp, deliveries.bp, coupons.bp, redemptions.bp, reports.bp,
+              health.bp, payments.bp, order_lifecycle.bp, customers.bp)
 REQUEST_ID_HEADER = "X-Request-Id"
 # A caller's request id is echoed into headers and logs: printable ASCII, no spaces, bounded.
 _VALID_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -33,8 +48,9 @@ UNMATCHED_ROUTE = "unmatched"
 
 
 def create_app(db: Database, clients: ServiceClients | None = None,
-               settings: GatewaySettings | None = None) -> Flask:
-    """The gateway app on `db`; `clients` defaults to gRPC clients of the real services."""
+               settings: GatewaySettings | None = None, hot_state: redis.Redis | None = None) -> Flask:
+    """The gateway app on `db`; `clients` defaults to gRPC clients of the real services, `hot_state` to
+    `weika_kit.hotstate.redis_client()` (REDIS_URL, else a process-local fakeredis)."""
     settings = settings or GatewaySettings.from_env()
     app = Flask("weika_gateway")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -42,6 +58,9 @@ def create_app(db: Database, clients: ServiceClients | None = None,
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = GatewayState(
         db=db, clients=clients or GrpcServiceClients(timeout_s=settings.grpc_timeout_s), settings=settings)
+    app.extensions[limiter.EXTENSION] = limiter.RedemptionLimiter(
+        hot_state if hot_state is not None else hotstate.redis_client(),
+        limit=settings.redeem_failure_limit, window_s=settings.redeem_failure_window_s)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.before_request(_begin_request)
@@ -95,7 +114,9 @@ def _request_id() -> str:
 
 
 def _respond(error: errors.HttpError) -> tuple[Response, int]:
-    return jsonify(error.body()), error.status
+    response = jsonify(error.body())
+    response.headers.update(error.headers)
+    return response, error.status
 
 
 def _domain_error(error: DomainError) -> tuple[Response, int]:

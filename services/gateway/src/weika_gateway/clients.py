@@ -34,11 +34,48 @@ class ServiceClients(Protocol):
 
     def get_product(self, caller: Caller, product_id: str) -> catalog_pb2.Product: ...
 
+    def catalog(self, caller: Caller, method: str, request: Any) -> Any:
+        """Any other CatalogService RPC by name (e.g. "ListProducts"), request and answer its messages."""
+        ...
+
     def create_order(self, caller: Caller, request: orders_pb2.CreateOrderRequest) -> orders_pb2.Order: ...
 
     def pay_order(self, caller: Caller, request: orders_pb2.PayOrderRequest) -> orders_pb2.Order: ...
 
     def get_order(self, caller: Caller, order_id: str) -> orders_pb2.Order: ...
+
+    def configure_payment_channel(self, caller: Caller,
+                                  request: orders_pb2.ConfigurePaymentChannelRequest) -> orders_pb2.PaymentChannel: ...
+
+    def list_payment_channels(self, caller: Caller) -> orders_pb2.ListPaymentChannelsResponse: ...
+
+    def test_payment_channel(self, caller: Caller, channel: str) -> orders_pb2.PaymentChannelTest: ...
+
+    def cancel_order(self, caller: Caller, request: orders_pb2.CancelOrderRequest) -> orders_pb2.Order: ...
+
+    def ship_order(self, caller: Caller, request: orders_pb2.ShipOrderRequest) -> orders_pb2.Order: ...
+
+    def order_history(self, caller: Caller, order_id: str) -> orders_pb2.OrderHistory: ...
+
+    def list_orders(self, caller: Caller, request: orders_pb2.ListOrdersRequest) -> orders_pb2.ListOrdersResponse: ...
+
+    def count_orders(self, caller: Caller, request: orders_pb2.ListOrdersRequest) -> orders_pb2.OrderCounts: ...
+
+    def put_order_settings(self, caller: Caller, request: orders_pb2.OrderSettings) -> orders_pb2.OrderSettings: ...
+
+    def get_order_settings(self, caller: Caller) -> orders_pb2.OrderSettings: ...
+
+    def list_customers(self, caller: Caller,
+                       request: orders_pb2.ListCustomersRequest) -> orders_pb2.ListCustomersResponse: ...
+
+    def get_customer(self, caller: Caller, customer_id: str) -> orders_pb2.CustomerDetail: ...
+
+    def refund_order(self, caller: Caller, request: orders_pb2.RefundOrderRequest) -> orders_pb2.Refund: ...
+
+    def handle_payment_notification(
+            self, request: orders_pb2.PaymentNotification) -> orders_pb2.PaymentNotificationReply:
+        """A provider's notification, forwarded with no caller: the provider is not a merchant."""
+        ...
 
     def list_coupons(self, caller: Caller,
                      request: redemption_pb2.ListCouponsRequest) -> redemption_pb2.ListCouponsResponse: ...
@@ -90,6 +127,9 @@ class GrpcServiceClients:
         return self._call(caller, "catalog", catalog_pb2_grpc.CatalogServiceStub, "GetProduct",
                           catalog_pb2.GetProductRequest(product_id=product_id))
 
+    def catalog(self, caller: Caller, method: str, request: Any) -> Any:
+        return self._call(caller, "catalog", catalog_pb2_grpc.CatalogServiceStub, method, request)
+
     def create_order(self, caller: Caller, request: orders_pb2.CreateOrderRequest) -> orders_pb2.Order:
         return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "CreateOrder", request)
 
@@ -99,6 +139,58 @@ class GrpcServiceClients:
     def get_order(self, caller: Caller, order_id: str) -> orders_pb2.Order:
         return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "GetOrder",
                           orders_pb2.GetOrderRequest(order_id=order_id))
+
+    def configure_payment_channel(self, caller: Caller,
+                                  request: orders_pb2.ConfigurePaymentChannelRequest) -> orders_pb2.PaymentChannel:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "ConfigurePaymentChannel", request)
+
+    def list_payment_channels(self, caller: Caller) -> orders_pb2.ListPaymentChannelsResponse:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "ListPaymentChannels",
+                          orders_pb2.ListPaymentChannelsRequest())
+
+    def test_payment_channel(self, caller: Caller, channel: str) -> orders_pb2.PaymentChannelTest:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "TestPaymentChannel",
+                          orders_pb2.TestPaymentChannelRequest(channel=channel))
+
+    def cancel_order(self, caller: Caller, request: orders_pb2.CancelOrderRequest) -> orders_pb2.Order:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "CancelOrder", request)
+
+    def ship_order(self, caller: Caller, request: orders_pb2.ShipOrderRequest) -> orders_pb2.Order:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "ShipOrder", request)
+
+    def order_history(self, caller: Caller, order_id: str) -> orders_pb2.OrderHistory:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "GetOrderHistory",
+                          orders_pb2.GetOrderHistoryRequest(order_id=order_id))
+
+    def list_orders(self, caller: Caller, request: orders_pb2.ListOrdersRequest) -> orders_pb2.ListOrdersResponse:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "ListOrders", request)
+
+    def count_orders(self, caller: Caller, request: orders_pb2.ListOrdersRequest) -> orders_pb2.OrderCounts:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "CountOrders", request)
+
+    def put_order_settings(self, caller: Caller, request: orders_pb2.OrderSettings) -> orders_pb2.OrderSettings:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "PutOrderSettings", request)
+
+    def get_order_settings(self, caller: Caller) -> orders_pb2.OrderSettings:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "GetOrderSettings",
+                          orders_pb2.GetOrderSettingsRequest())
+
+    def list_customers(self, caller: Caller,
+                       request: orders_pb2.ListCustomersRequest) -> orders_pb2.ListCustomersResponse:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "ListCustomers", request)
+
+    def get_customer(self, caller: Caller, customer_id: str) -> orders_pb2.CustomerDetail:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "GetCustomer",
+                          orders_pb2.GetCustomerRequest(customer_id=customer_id))
+
+    def refund_order(self, caller: Caller, request: orders_pb2.RefundOrderRequest) -> orders_pb2.Refund:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "RefundOrder", request)
+
+    def handle_payment_notification(
+            self, request: orders_pb2.PaymentNotification) -> orders_pb2.PaymentNotificationReply:
+        stub = grpc_client.stub(orders_pb2_grpc.OrdersServiceStub, self._target("orders"))
+        with context.bound(request_id=context.request_id() or context.new_request_id()):
+            return grpc_client.call(stub.HandlePaymentNotification, request, timeout_s=self.timeout_s)
 
     def list_coupons(self, caller: Caller,
                      request: redemption_pb2.ListCouponsRequest) -> redemption_pb2.ListCouponsResponse:

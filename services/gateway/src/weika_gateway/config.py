@@ -21,6 +21,9 @@ class GatewaySettings:
     admin_token: str | None = None
     log_level: str = "INFO"
     grpc_timeout_s: float = 10.0
+    # Unknown coupon codes allowed per scope (store, operator, client address) per window before 429.
+    redeem_failure_limit: int = 10
+    redeem_failure_window_s: int = 300
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -30,4 +33,6 @@ class GatewaySettings:
             admin_token=env("WEIKA_ADMIN_TOKEN"),
             log_level=env("WEIKA_LOG_LEVEL", "INFO") or "INFO",
             grpc_timeout_s=float(env_int("WEIKA_GATEWAY_GRPC_TIMEOUT_S", 10)),
+            redeem_failure_limit=env_int("WEIKA_REDEEM_FAILURE_LIMIT", 10),
+            redeem_failure_window_s=env_int("WEIKA_REDEEM_FAILURE_WINDOW_S", 300),
         )

@@ -14,6 +14,7 @@ from weika_kit.errors import (
     NotFound,
     PermissionDenied,
     RemoteError,
+    TooManyRequests,
     Unauthenticated,
 )
 
@@ -34,6 +35,7 @@ BAD_REQUEST = "bad_request"
 SERVICE_UNAVAILABLE = "service_unavailable"
 SERVICE_TIMEOUT = "service_timeout"
 INTERNAL_ERROR = "internal_error"
+TOO_MANY_ATTEMPTS = "too_many_attempts"
 
 HTTP_STATUS_BY_GRPC: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -97,6 +99,16 @@ class OperatorTokenRequired(PermissionDenied):
     code = OPERATOR_TOKEN_REQUIRED
 
 
+class TooManyAttempts(TooManyRequests):
+    """Too many unknown codes from this store, operator or address: answered 429 with `Retry-After`."""
+
+    code = TOO_MANY_ATTEMPTS
+
+    def __init__(self, message: str, *, retry_after_s: int, details: dict[str, Any] | None = None):
+        super().__init__(message, details={**(details or {}), "retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
 @dataclass(frozen=True)
 class HttpError:
     """What the client sees: status, and the body `{"error": {"code", "message", "details"}}`."""
@@ -105,6 +117,7 @@ class HttpError:
     code: str
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
@@ -119,7 +132,8 @@ def from_domain_error(error: DomainError, request_id: str) -> HttpError:
     status = error.http_status if isinstance(error, GatewayError) else HTTP_STATUS_BY_GRPC.get(error.status)
     if status is None:
         return internal_error(request_id)
-    return HttpError(status, error.code, error.message, dict(error.details))
+    headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, TooManyAttempts) else {}
+    return HttpError(status, error.code, error.message, dict(error.details), headers)
 
 
 def from_remote_error(error: RemoteError, request_id: str) -> HttpError:

@@ -58,7 +58,7 @@ def store(row: Row[Any] | dict[str, Any]) -> Json:
 
 def category(message: catalog_pb2.Category) -> Json:
     return {"id": message.id, "name": message.name, "parent_id": text_or_none(message.parent_id),
-            "created_at": ts(message, "created_at")}
+            "position": int(message.position), "created_at": ts(message, "created_at")}
 
 
 def validity(message: catalog_pb2.Validity) -> Json:
@@ -71,7 +71,10 @@ def validity(message: catalog_pb2.Validity) -> Json:
 def coupon_rule(message: catalog_pb2.CouponRule) -> Json:
     return {"face_value": int(message.face_value), "threshold": int(message.threshold),
             "store_ids": list(message.store_ids), "redeem_methods": list(message.redeem_methods),
-            "validity": validity(message.validity)}
+            "validity": validity(message.validity),
+            "discount_rate": int(message.discount_rate) or None, "max_discount": int(message.max_discount) or None,
+            "usage_windows": [{"weekdays": list(w.weekdays), "start_hour": int(w.start_hour),
+                               "end_hour": int(w.end_hour)} for w in message.usage_windows]}
 
 
 def product(message: catalog_pb2.Product) -> Json:
@@ -82,8 +85,20 @@ def product(message: catalog_pb2.Product) -> Json:
         "stock": {"mode": message.stock.mode, "quantity": None if unlimited else int(message.stock.quantity),
                   "reserved": int(message.reserved)},
         "coupon": coupon_rule(message.coupon) if message.HasField("coupon") else None,
+        "virtual": virtual_spec(message.virtual) if message.HasField("virtual") else None,
+        "physical": {"weight_grams": int(message.physical.weight_grams), "spec": message.physical.spec}
+        if message.HasField("physical") else None,
+        "purchase_limit": int(message.purchase_limit) or None,
         "created_at": ts(message, "created_at"), "updated_at": ts(message, "updated_at"),
     }
+
+
+def virtual_spec(message: catalog_pb2.VirtualSpec) -> Json:
+    card_keys = message.delivery == "card_key"
+    return {"delivery": message.delivery, "supplier_sku": text_or_none(message.supplier_sku),
+            "low_stock_threshold": int(message.low_stock_threshold),
+            "card_keys_available": int(message.card_keys_available) if card_keys else None,
+            "low_on_stock": bool(message.low_on_stock)}
 
 
 def customer(message: orders_pb2.Customer) -> Json:
@@ -128,6 +143,8 @@ def order(message: orders_pb2.Order) -> Json:
         "channel": text_or_none(message.channel), "store_id": text_or_none(message.store_id),
         "created_at": ts(message, "created_at"), "paid_at": ts(message, "paid_at"),
         "updated_at": ts(message, "updated_at"),
+        "shipment": {"carrier": message.shipment.carrier, "tracking_number": message.shipment.tracking_number,
+                     "shipped_at": ts(message.shipment, "shipped_at")} if message.HasField("shipment") else None,
     }
 
 

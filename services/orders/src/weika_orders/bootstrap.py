@@ -1,4 +1,4 @@
-"""Wires the orders service: its migrations, gRPC servicer, upstream clients, event handlers and sweeper."""
+"""Wires the orders service: its migrations, gRPC servicer, upstream clients, event handlers, sweeper, timers."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ from pathlib import Path
 from weika.orders.v1 import orders_pb2, orders_pb2_grpc
 from weika_kit.db import Database
 from weika_kit.service import ServiceDefinition
-from weika_orders.adapters.upstream import CatalogClient, MarketingClient
+from weika_orders.adapters.upstream import CatalogClient, MarketingClient, RedemptionClient
 from weika_orders.entrypoints import events
 from weika_orders.entrypoints.grpc_api import OrdersServicer
 from weika_orders.service_layer.services import Upstreams
 from weika_orders.service_layer.sweeper import run_sweeper
+from weika_orders.service_layer.timers import run_timers
 
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 
 
 def upstreams() -> Upstreams:
-    """Real clients, addressed by service name (WEIKA_CATALOG_GRPC_ADDR, WEIKA_MARKETING_GRPC_ADDR)."""
-    return Upstreams(catalog=CatalogClient("catalog"), marketing=MarketingClient("marketing"))
+    """Real clients, addressed by service name (WEIKA_CATALOG/MARKETING/REDEMPTION_GRPC_ADDR)."""
+    return Upstreams(catalog=CatalogClient("catalog"), marketing=MarketingClient("marketing"),
+                     redemption=RedemptionClient("redemption"))
 
 
 def registrations(db: Database) -> list:
@@ -30,7 +32,7 @@ def registrations(db: Database) -> list:
 
 def background(db: Database, stop: threading.Event) -> list[Callable[[], None]]:
     catalog = CatalogClient("catalog")
-    return [lambda: run_sweeper(db, catalog, stop)]
+    return [lambda: run_sweeper(db, catalog, stop), lambda: run_timers(db, catalog, stop)]
 
 
 DEFINITION = ServiceDefinition(

@@ -10,3 +10,6 @@ ORDER_CREATIONS_ABANDONED = Counter(
     "weika_order_creations_abandoned_total",
     "Order creations given up: refused upstream (refused) or stuck in creating too long (timed_out).",
     ["outcome"])
+PAYMENT_NOTIFICATIONS = Counter("weika_payment_notifications_total",
+                                "Provider payment notifications received, by channel and verdict.",
+                                ["channel", "verdict"])

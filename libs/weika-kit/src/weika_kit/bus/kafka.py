@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -36,7 +37,8 @@ class KafkaBus:
                     acks="all",
                     enable_idempotence=True,
                     retries=2**31 - 1,
-                    max_in_flight_requests_per_connection=5,
+                    # kafka-python's idempotent producer requires one request in flight per connection.
+                    max_in_flight_requests_per_connection=1,
                     linger_ms=2,
                     delivery_timeout_ms=120000,
                     request_timeout_ms=30000,
@@ -56,8 +58,27 @@ class KafkaBus:
                 # Another service may create it between our list and our create.
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics([topic])
+            if missing:
+                self._await_leaders(admin, {t.name: t.partitions for t in topics if t.name not in existing})
         finally:
             admin.close()
+
+    @staticmethod
+    def _await_leaders(admin: KafkaAdminClient, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
+        """Return once every new partition has a leader: a consumer group that joins while the metadata is
+        still propagating sees "no partition metadata", and its members churn through extra rebalances."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            described = admin.describe_topics(list(partitions))
+            ready = {
+                d["topic"] for d in described
+                if not d.get("error_code") and d.get("topic") in partitions
+                and sum(1 for p in d.get("partitions", []) if p.get("leader", -1) >= 0) >= partitions[d["topic"]]
+            }
+            if ready >= set(partitions):
+                return
+            time.sleep(0.1)
+        log.warning("topics created but not all partitions have a leader yet", extra={"topics": sorted(partitions)})
 
     def publish(self, messages: Sequence[OutgoingMessage], timeout_s: float = 30.0) -> None:
         if not messages:
@@ -94,7 +115,6 @@ class KafkaGroupConsumer:
     def __init__(self, bus: KafkaBus, group_id: str, topics: Sequence[str], client_id: str):
         self.group_id = group_id
         self._consumer = KafkaConsumer(
-            *topics,
             bootstrap_servers=bus.bootstrap_servers,
             group_id=group_id,
             client_id=client_id,
@@ -104,6 +124,13 @@ class KafkaGroupConsumer:
             heartbeat_interval_ms=max(1000, bus.session_timeout_ms // 3),
             max_poll_interval_ms=300000,
         )
+        # Load the topics' metadata before joining, so the group leader never assigns from an empty view
+        # ("no partition metadata") and the group does not churn through extra rebalances.
+        deadline = time.monotonic() + 30
+        for topic in topics:
+            while not self._consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self._consumer.subscribe(list(topics))
 
     def poll(self, timeout_s: float = 1.0, max_records: int = 100) -> list[Message]:
         try:

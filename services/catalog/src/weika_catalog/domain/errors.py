@@ -29,3 +29,35 @@ class OutOfStock(Conflict):
 
 class ProductOffShelf(Conflict):
     code = "product_off_shelf"
+
+
+class CategoryNotEmpty(Conflict):
+    code = "category_not_empty"
+
+
+class DiscountRateOutOfRange(InvalidArgument):
+    code = "discount_rate_out_of_range"
+
+
+class InvalidUsageWindow(InvalidArgument):
+    code = "invalid_usage_window"
+
+
+class PurchaseLimitExceeded(Conflict):
+    code = "purchase_limit_exceeded"
+
+
+class NotACardKeyProduct(Conflict):
+    code = "not_a_card_key_product"
+
+
+class InvalidCursor(InvalidArgument):
+    code = "invalid_cursor"
+
+
+class ImportRejected(InvalidArgument):
+    code = "import_rejected"
+
+
+class ImportJobNotFound(NotFound):
+    code = "import_job_not_found"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
 from weika.catalog.v1 import catalog_pb2
 from weika_gateway import serializers
+from weika_gateway.adapters.repository import StoreRepository
 from weika_gateway.auth import api_key_required, current_caller
 from weika_gateway.routes import body_fields, check_stores_known
 from weika_gateway.state import state
-from weika_gateway.validation import INT32_MAX, Fields
+from weika_gateway.validation import INT32_MAX, Fields, invalid
 from weika_kit.context import Caller
 from weika_kit.protos import to_timestamp
 
@@ -20,6 +23,9 @@ bp = Blueprint("catalog", __name__, url_prefix="/v1")
 PRODUCT_KINDS = ("coupon", "virtual", "physical")
 STOCK_MODES = ("limited", "unlimited")
 VALIDITY_MODES = ("relative", "fixed")
+DELIVERY_MODES = ("card_key", "top_up")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_CARD_KEYS = 10_000
 
 
 @bp.post("/categories")
@@ -34,8 +40,44 @@ def create_category() -> tuple[dict[str, Any], int]:
 @bp.get("/categories")
 @api_key_required
 def list_categories() -> dict[str, Any]:
+    """Sorted by position; `?view=tree` nests children under their parent, the default is flat with parent_id."""
+    view = request.args.get("view", "flat")
+    if view not in ("flat", "tree"):
+        raise invalid("view", "must be flat or tree", "choice", choices=["flat", "tree"])
     answer = state().clients.list_categories(current_caller())
-    return {"data": [serializers.category(c) for c in answer.categories]}
+    flat = [serializers.category(c) for c in answer.categories]
+    if view == "flat":
+        return {"data": flat}
+    tops = [{**c, "children": []} for c in flat if c["parent_id"] is None]
+    by_id = {c["id"]: c for c in tops}
+    for child in flat:
+        if child["parent_id"] in by_id:
+            by_id[child["parent_id"]]["children"].append(child)
+    return {"data": tops}
+
+
+@bp.patch("/categories/<category_id>")
+@api_key_required
+def update_category(category_id: str) -> dict[str, Any]:
+    """Rename (`name`) and/or reorder (`position`, ascending among siblings)."""
+    fields = body_fields()
+    update = catalog_pb2.UpdateCategoryRequest(category_id=category_id)
+    name = fields.optional_text("name", max_length=100)
+    if name is not None:
+        update.name = name
+    position = fields.optional_integer("position", maximum=INT32_MAX)
+    if position is not None:
+        update.position = position
+    return serializers.category(state().clients.catalog(current_caller(), "UpdateCategory", update))
+
+
+@bp.delete("/categories/<category_id>")
+@api_key_required
+def delete_category(category_id: str) -> tuple[str, int]:
+    """Only an empty category (no products, no children); otherwise 409 category_not_empty."""
+    state().clients.catalog(current_caller(), "DeleteCategory",
+                            catalog_pb2.DeleteCategoryRequest(category_id=category_id))
+    return "", 204
 
 
 def _validity(fields: Fields) -> catalog_pb2.Validity:
@@ -48,8 +90,23 @@ def _validity(fields: Fields) -> catalog_pb2.Validity:
                                 ends_at=to_timestamp(fields.instant("ends_at")))
 
 
+def _usage_window(fields: Fields) -> catalog_pb2.UsageWindow:
+    weekdays = fields.array("weekdays", min_items=1, max_items=7)
+    if any(isinstance(d, bool) or not isinstance(d, int) for d in weekdays):
+        raise invalid(fields.field("weekdays"), "must be integers from 1 (Monday) to 7 (Sunday)", "type",
+                      expected="integer")
+    return catalog_pb2.UsageWindow(
+        weekdays=weekdays, start_hour=fields.optional_integer("start_hour", maximum=24) or 0,
+        end_hour=fields.optional_integer("end_hour", maximum=24) or 24)
+
+
 def _coupon_rule(fields: Fields, caller: Caller) -> catalog_pb2.CouponRule:
-    face_value = fields.integer("face_value")
+    # 满减 gives face_value, 折扣 gives discount_rate (basis points paid) and maybe max_discount
+    face_value = fields.optional_integer("face_value") or 0
+    discount_rate = fields.optional_integer("discount_rate", maximum=INT32_MAX) or 0
+    max_discount = fields.optional_integer("max_discount") or 0
+    windows = [_usage_window(w) for w in fields.objects("usage_windows", max_items=20)] \
+        if fields.data.get("usage_windows") is not None else []
     threshold = fields.optional_integer("threshold") or 0
     # empty or absent: every store of the merchant
     store_ids = fields.strings("store_ids", max_items=1000)
@@ -57,7 +114,20 @@ def _coupon_rule(fields: Fields, caller: Caller) -> catalog_pb2.CouponRule:
     validity = _validity(fields.object("validity"))
     check_stores_known(caller, store_ids)
     return catalog_pb2.CouponRule(face_value=face_value, threshold=threshold, store_ids=store_ids,
-                                  redeem_methods=redeem_methods, validity=validity)
+                                  redeem_methods=redeem_methods, validity=validity, discount_rate=discount_rate,
+                                  max_discount=max_discount, usage_windows=windows)
+
+
+def _virtual(fields: Fields) -> catalog_pb2.VirtualSpec:
+    return catalog_pb2.VirtualSpec(
+        delivery=fields.text("delivery", choices=DELIVERY_MODES),
+        low_stock_threshold=fields.optional_integer("low_stock_threshold", maximum=INT32_MAX) or 0,
+        supplier_sku=fields.optional_text("supplier_sku", max_length=100) or "")
+
+
+def _physical(fields: Fields) -> catalog_pb2.PhysicalSpec:
+    return catalog_pb2.PhysicalSpec(weight_grams=fields.optional_integer("weight_grams", maximum=INT32_MAX) or 0,
+                                    spec=fields.optional_text("spec", max_length=200) or "")
 
 
 @bp.post("/products")
@@ -74,10 +144,15 @@ def create_product() -> tuple[dict[str, Any], int]:
     stock_mode = stock.text("mode", choices=STOCK_MODES)
     quantity = stock.integer("quantity") if stock_mode == "limited" else 0
     coupon = fields.optional_object("coupon")
+    virtual = fields.optional_object("virtual")
+    physical = fields.optional_object("physical")
     request = catalog_pb2.CreateProductRequest(
         kind=kind, name=name, description=description, category_id=category_id, price=price,
         stock=catalog_pb2.StockSpec(mode=stock_mode, quantity=quantity),
-        coupon=_coupon_rule(coupon, caller) if coupon is not None else None)
+        coupon=_coupon_rule(coupon, caller) if coupon is not None else None,
+        virtual=_virtual(virtual) if virtual is not None else None,
+        physical=_physical(physical) if physical is not None else None,
+        purchase_limit=fields.optional_integer("purchase_limit", maximum=INT32_MAX) or 0)
     return serializers.product(state().clients.create_product(caller, request)), 201
 
 
@@ -85,3 +160,183 @@ def create_product() -> tuple[dict[str, Any], int]:
 @api_key_required
 def get_product(product_id: str) -> dict[str, Any]:
     return serializers.product(state().clients.get_product(current_caller(), product_id))
+
+
+def _optional_bool(fields: Fields, name: str) -> bool | None:
+    value = fields.data.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise invalid(fields.field(name), "must be true or false", "type", expected="boolean")
+
+
+def _page_args() -> tuple[int, str]:
+    raw = request.args.get("limit", "")
+    if raw and not (raw.isdigit() and 1 <= int(raw) <= 100):
+        raise invalid("limit", "must be an integer from 1 to 100", "range", minimum=1, maximum=100)
+    return int(raw or 0), request.args.get("cursor", "")
+
+
+@bp.get("/products")
+@api_key_required
+def list_products() -> dict[str, Any]:
+    """Filters: kind, category_id (a top-level one includes its children), on_shelf=true|false, q (name
+    contains); newest first; `limit` 1..100 (20) and the opaque `cursor` from `next_cursor`."""
+    args = request.args
+    kind = args.get("kind", "")
+    if kind and kind not in PRODUCT_KINDS:
+        raise invalid("kind", f"must be one of {', '.join(PRODUCT_KINDS)}", "choice", choices=list(PRODUCT_KINDS))
+    listing = catalog_pb2.ListProductsRequest(kind=kind, category_id=args.get("category_id", ""),
+                                              text=args.get("q", "")[:100])
+    on_shelf = args.get("on_shelf")
+    if on_shelf is not None:
+        if on_shelf not in ("true", "false"):
+            raise invalid("on_shelf", "must be true or false", "choice", choices=["true", "false"])
+        listing.on_shelf = on_shelf == "true"
+    listing.limit, listing.cursor = _page_args()
+    answer = state().clients.catalog(current_caller(), "ListProducts", listing)
+    return {"data": [serializers.product(p) for p in answer.products],
+            "next_cursor": answer.next_cursor or None}
+
+
+@bp.patch("/products/<product_id>")
+@api_key_required
+def update_product(product_id: str) -> dict[str, Any]:
+    """name, description, price, on_shelf, category_id, purchase_limit, low_stock_threshold, and
+    `stock: {adjustment, reason}` (a signed change of available units, recorded as a stock move)."""
+    fields = body_fields()
+    change = catalog_pb2.UpdateProductRequest(product_id=product_id)
+    texts = {"name": fields.optional_text("name"),
+             "category_id": fields.optional_text("category_id", max_length=64)}
+    if fields.data.get("description") is not None:  # "" clears the description
+        texts["description"] = fields.optional_text("description", max_length=5000) or ""
+    numbers = {"price": fields.optional_integer("price"),
+               "purchase_limit": fields.optional_integer("purchase_limit", maximum=INT32_MAX),
+               "low_stock_threshold": fields.optional_integer("low_stock_threshold", maximum=INT32_MAX),
+               "on_shelf": _optional_bool(fields, "on_shelf")}
+    for name, value in {**texts, **numbers}.items():
+        if value is not None:
+            setattr(change, name, value)
+    stock = fields.optional_object("stock")
+    if stock is not None:
+        change.stock_adjustment = stock.integer("adjustment", minimum=-INT32_MAX, maximum=INT32_MAX)
+        change.stock_reason = stock.text("reason")
+    return serializers.product(state().clients.catalog(current_caller(), "UpdateProduct", change))
+
+
+@bp.get("/products/<product_id>/stock-moves")
+@api_key_required
+def list_stock_moves(product_id: str) -> dict[str, Any]:
+    """Newest first: who moved the product's stock, why, and for which order."""
+    limit, cursor = _page_args()
+    answer = state().clients.catalog(current_caller(), "ListStockMoves", catalog_pb2.ListStockMovesRequest(
+        product_id=product_id, limit=limit, cursor=cursor))
+    return {"data": [{"id": int(m.id), "delta": int(m.delta), "reason": m.reason, "actor": m.actor,
+                      "order_id": serializers.text_or_none(m.order_id), "note": serializers.text_or_none(m.note),
+                      "created_at": serializers.ts(m, "created_at")} for m in answer.moves],
+            "next_cursor": answer.next_cursor or None}
+
+
+def _uploaded_file() -> tuple[str, bytes]:
+    upload = request.files.get("file")
+    if upload is None:
+        raise invalid("file", "upload the file as multipart/form-data field `file`", "required")
+    return (upload.filename or "").lower(), upload.read()
+
+
+def _card_keys_from_upload() -> list[catalog_pb2.CardKeyInput]:
+    """A CSV (card_number,password per line; a header line is skipped) or an .xlsx (first sheet, same columns)."""
+    filename, content = _uploaded_file()
+    if filename.endswith(".xlsx") or content[:2] == b"PK":
+        from openpyxl import load_workbook
+
+        try:
+            sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).worksheets[0]
+        except Exception:  # openpyxl raises many kinds for a file that is not an .xlsx
+            raise invalid("file", "is not an .xlsx workbook", "format") from None
+        rows = [["" if v is None else str(v) for v in row[:2]] for row in sheet.iter_rows(values_only=True)]
+    else:
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise invalid("file", "must be UTF-8 CSV or .xlsx", "format") from None
+        rows = list(csv.reader(io.StringIO(text)))
+    if rows and rows[0] and rows[0][0].strip().lower() in ("card_number", "卡号"):
+        rows = rows[1:]
+    keys = [catalog_pb2.CardKeyInput(card_number=(row[0] if row else "").strip(),
+                                     password=(row[1] if len(row) > 1 else "").strip())
+            for row in rows if any(cell.strip() for cell in row)]
+    if not 1 <= len(keys) <= MAX_CARD_KEYS:
+        raise invalid("file", f"must hold 1 to {MAX_CARD_KEYS} card keys", "length", max_items=MAX_CARD_KEYS)
+    return keys
+
+
+@bp.post("/products/<product_id>/card-keys")
+@api_key_required
+def load_card_keys(product_id: str) -> dict[str, Any]:
+    """JSON `{"keys": [{card_number, password}]}`, or a multipart `file` (.csv or .xlsx). Duplicates (already
+    loaded, or twice in the upload) are refused and reported by index with the card number masked."""
+    if request.mimetype == "multipart/form-data":
+        keys = _card_keys_from_upload()
+    else:
+        keys = [catalog_pb2.CardKeyInput(card_number=k.text("card_number", max_length=100),
+                                         password=k.optional_text("password", max_length=200) or "")
+                for k in body_fields().objects("keys", min_items=1, max_items=MAX_CARD_KEYS)]
+    answer = state().clients.catalog(current_caller(), "LoadCardKeys",
+                                     catalog_pb2.LoadCardKeysRequest(product_id=product_id, keys=keys))
+    return {"loaded": int(answer.loaded), "card_keys_available": int(answer.card_keys_available),
+            "refused": [{"index": int(r.index), "card_number": r.card_number_masked, "reason": r.reason}
+                        for r in answer.refused]}
+
+
+@bp.get("/products/<product_id>/card-keys")
+@api_key_required
+def list_card_keys(product_id: str) -> dict[str, Any]:
+    """Staff see card numbers masked, never a password."""
+    limit, cursor = _page_args()
+    answer = state().clients.catalog(current_caller(), "ListCardKeys", catalog_pb2.ListCardKeysRequest(
+        product_id=product_id, limit=limit, cursor=cursor))
+    return {"data": [{"id": k.id, "card_number": k.card_number_masked, "status": k.status,
+                      "order_id": serializers.text_or_none(k.order_id), "created_at": serializers.ts(k, "created_at"),
+                      "allocated_at": serializers.ts(k, "allocated_at")} for k in answer.keys],
+            "next_cursor": answer.next_cursor or None}
+
+
+def _xlsx(file: catalog_pb2.FileContent) -> Response:
+    return Response(file.content, mimetype=file.content_type or XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{file.filename}"'})
+
+
+@bp.get("/products/import-template")
+@api_key_required
+def import_template() -> Response:
+    return _xlsx(state().clients.catalog(current_caller(), "GetImportTemplate",
+                                         catalog_pb2.GetImportTemplateRequest()))
+
+
+@bp.post("/products/import")
+@api_key_required
+def import_products() -> tuple[dict[str, Any], int]:
+    """Every row or none: 201 with the product ids, or 422 import_rejected listing every bad row."""
+    caller = current_caller()
+    _, content = _uploaded_file()
+    with state().db.unit_of_work() as uow:
+        store_ids = [row.id for row in StoreRepository(uow, caller).list()]
+    answer = state().clients.catalog(caller, "ImportProducts", catalog_pb2.ImportProductsRequest(
+        content=content, known_store_ids=store_ids))
+    if answer.rejected:
+        report = f"/v1/products/import/{answer.job_id}/errors.xlsx"
+        return {"error": {
+            "code": "import_rejected",
+            "message": f"nothing was imported: {len(answer.errors)} problem(s); fix them and upload again "
+                       f"(report: {report})",
+            "details": [{"row": int(e.row), "column": e.column or None, "message": e.message}
+                        for e in answer.errors],
+            "job_id": answer.job_id, "error_report": report}}, 422
+    return {"job_id": answer.job_id, "created": int(answer.created), "product_ids": list(answer.product_ids)}, 201
+
+
+@bp.get("/products/import/<job_id>/errors.xlsx")
+@api_key_required
+def import_errors(job_id: str) -> Response:
+    return _xlsx(state().clients.catalog(current_caller(), "GetImportErrors",
+                                         catalog_pb2.GetImportErrorsRequest(job_id=job_id)))

@@ -13,7 +13,7 @@ from weika_gateway import serializers
 from weika_gateway.adapters.repository import IdempotencyRepository
 from weika_gateway.auth import api_key_required, current_caller
 from weika_gateway.errors import IdempotencyKeyRequired
-from weika_gateway.routes import check_stores_known, json_body
+from weika_gateway.routes import check_stores_known, json_body, payments
 from weika_gateway.state import state
 from weika_gateway.validation import INT32_MAX, Fields, fingerprint, invalid
 
@@ -92,7 +92,11 @@ def pay_order(order_id: str) -> dict[str, Any]:
     channel = fields.text("channel", max_length=32)
     order = state().clients.pay_order(current_caller(), orders_pb2.PayOrderRequest(order_id=order_id,
                                                                                    channel=channel))
-    return serializers.order(order)
+    body = serializers.order(order)
+    if order.HasField("payment_prompt"):
+        # wechat / alipay: the order stays pending until the provider's verified notification pays it
+        body["payment"] = payments.payment_prompt(order.payment_prompt)
+    return body
 
 
 @bp.get("/orders/<order_id>")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from weika.redemption.v1 import redemption_pb2
 from weika_gateway import serializers
 from weika_gateway.adapters.repository import StoreRepository
 from weika_gateway.auth import api_key_required, current_caller
-from weika_gateway.errors import StoreNotFound
+from weika_gateway.errors import StoreNotFound, TooManyAttempts
+from weika_gateway.limiter import redemption_limiter
 from weika_gateway.routes import body_fields
 from weika_gateway.state import state
+from weika_kit.errors import RemoteError
 
 bp = Blueprint("redemptions", __name__, url_prefix="/v1")
 
@@ -31,6 +33,18 @@ def redeem_coupon() -> tuple[dict[str, Any], int]:
     # Another merchant's store, a store of the other mode, or one the caller may not act at: all look absent.
     if store is None or not caller.may_act_at_store(store_id):
         raise StoreNotFound(f"store {store_id} does not exist", details={"store_id": store_id})
-    redemption = state().clients.redeem_coupon(caller, redemption_pb2.RedeemCouponRequest(
-        code=code, store_id=store_id, order_amount=order_amount, device_id=device_id))
+    # Checked after the store lookup, so limiter keys only ever hold the ids of real stores.
+    limiter = redemption_limiter()
+    block = limiter.check(caller, store_id, request.remote_addr)
+    if block is not None:
+        raise TooManyAttempts(
+            f"too many unknown coupon codes (limited per {block.scope}); "
+            f"try again in {block.retry_after_s} seconds",
+            retry_after_s=block.retry_after_s, details={"scope": block.scope})
+    try:
+        redemption = state().clients.redeem_coupon(caller, redemption_pb2.RedeemCouponRequest(
+            code=code, store_id=store_id, order_amount=order_amount, device_id=device_id))
+    except RemoteError as refusal:
+        limiter.record_refusal(caller, store_id, request.remote_addr, refusal.code)
+        raise
     return serializers.redemption(redemption), 201

@@ -23,15 +23,20 @@ from weika_orders.adapters import tables as t
 from weika_orders.domain.model import (
     CREATING,
     FAILED,
+    LISTED_STATUSES,
     PAID,
     PENDING_PAYMENT,
     Amounts,
     CouponTerms,
     Customer,
     CustomerInput,
+    CustomerSummary,
     Discount,
     Order,
+    OrderFilter,
     OrderLine,
+    OrderSettings,
+    Shipment,
     may_transition,
 )
 
@@ -132,14 +137,19 @@ class OrdersRepository:
             delete(t.orders).where(t.orders.c.id == order_id, t.orders.c.status == CREATING, self._mine(t.orders)))
         return bool(result.rowcount == 1)
 
-    def move(self, order_id: str, expected: str, target: str, **values: Any) -> bool:
-        """`expected -> target` by a conditional update; False when the order is not (or no longer) `expected`."""
+    def move(self, order_id: str, expected: str, target: str, *, unchanged_since: tuple[str, datetime] | None = None,
+             **values: Any) -> bool:
+        """`expected -> target` by a conditional update; False when the order is not (or no longer) `expected`.
+
+        `unchanged_since=(column, cutoff)` adds `column < cutoff` to the condition: a timer's claim.
+        """
         if not may_transition(expected, target):
             raise ValueError(f"{expected} -> {target} is not a transition of the order status machine")
+        condition = [t.orders.c.id == order_id, t.orders.c.status == expected, self._mine(t.orders)]
+        if unchanged_since is not None:
+            condition.append(t.orders.c[unchanged_since[0]] < unchanged_since[1])
         result = self.uow.execute(
-            update(t.orders)
-            .where(t.orders.c.id == order_id, t.orders.c.status == expected, self._mine(t.orders))
-            .values(status=target, updated_at=self.uow.now(), **values))
+            update(t.orders).where(*condition).values(status=target, updated_at=self.uow.now(), **values))
         return bool(result.rowcount == 1)
 
     def complete_creation(self, order_id: str, lines: list[OrderLine], amounts: Amounts,
@@ -187,20 +197,109 @@ class OrdersRepository:
         customer = Customer(id=row.customer_id, external_id=row.external_id,
                             phone=_decrypt_phone(row.phone_encrypted, row.customer_id),
                             birth_year=row.birth_year, region=row.region)
+        shipped = self.uow.execute(select(t.shipments).where(t.shipments.c.order_id == order_id)).first()
         return Order(
             id=row.id, merchant_id=row.merchant_id, mode=row.mode, status=row.status, customer=customer,
             store_id=row.store_id, total_amount=row.total_amount, discount_amount=row.discount_amount,
             payable_amount=row.payable_amount, paid_amount=row.paid_amount, channel=row.channel,
             created_at=row.created_at, updated_at=row.updated_at, paid_at=row.paid_at, lines=lines,
-            discounts=[Discount(**d) for d in json.loads(row.discounts)])
+            discounts=[Discount(**d) for d in json.loads(row.discounts)],
+            shipment=Shipment(shipped.carrier, shipped.tracking_number, shipped.shipped_at) if shipped else None)
+
+    # --- customers with their order totals
+
+    def _customer_summaries(self, where: list[Any], limit: int) -> list[CustomerSummary]:
+        c, o = t.customers, t.orders
+        counted = (o.c.customer_id == c.c.id) & o.c.status.in_(LISTED_STATUSES)
+        query = (select(c, func.count(o.c.id).label("order_count"),
+                        func.coalesce(func.sum(o.c.paid_amount), 0).label("paid_total"),
+                        func.max(o.c.created_at).label("last_order_at"))
+                 .select_from(c.outerjoin(o, counted)).where(self._mine(c), *where)
+                 .group_by(c.c.id).order_by(c.c.created_at.desc(), c.c.id.desc()).limit(limit))
+        return [CustomerSummary(
+            customer=Customer(id=r.id, external_id=r.external_id, phone=_decrypt_phone(r.phone_encrypted, r.id),
+                              birth_year=r.birth_year, region=r.region),
+            order_count=int(r.order_count), paid_amount=int(r.paid_total), first_seen_at=r.created_at,
+            last_order_at=r.last_order_at) for r in self.uow.execute(query)]
+
+    def list_customers(self, region: str, limit: int, after: tuple[datetime, str] | None) -> list[CustomerSummary]:
+        c = t.customers
+        where: list[Any] = [c.c.region == region] if region else []
+        if after is not None:
+            where.append((c.c.created_at < after[0]) | ((c.c.created_at == after[0]) & (c.c.id < after[1])))
+        return self._customer_summaries(where, limit)
+
+    def customer_summary(self, customer_id: str) -> CustomerSummary | None:
+        found = self._customer_summaries([t.customers.c.id == customer_id], 1)
+        return found[0] if found else None
+
+    # --- lists, counts, shipments, settings
+
+    def _filtered(self, query, where: OrderFilter):  # type: ignore[no-untyped-def]
+        o = t.orders
+        query = query.where(self._mine(o), o.c.status.in_(LISTED_STATUSES))
+        if where.status:
+            query = query.where(o.c.status == where.status)
+        if where.store_id:
+            query = query.where(o.c.store_id == where.store_id)
+        if where.within_stores:
+            query = query.where(o.c.store_id.in_(where.within_stores))
+        if where.customer_id:
+            query = query.where(o.c.customer_id == where.customer_id)
+        if where.created_from:
+            query = query.where(o.c.created_at >= where.created_from)
+        if where.created_to:
+            query = query.where(o.c.created_at < where.created_to)
+        if where.product_id:
+            ol = t.order_lines
+            query = query.where(select(ol.c.order_id).where(ol.c.order_id == o.c.id, ol.c.product_id == where.product_id)
+                                .exists())
+        return query
+
+    def list_orders(self, where: OrderFilter, limit: int, after: tuple[datetime, str] | None) -> list[Order]:
+        """Newest first; `after` is the (created_at, id) of the last order of the previous page."""
+        o = t.orders
+        query = self._filtered(select(o.c.id), where)
+        if after is not None:
+            query = query.where((o.c.created_at < after[0]) | ((o.c.created_at == after[0]) & (o.c.id < after[1])))
+        ids_ = [r.id for r in self.uow.execute(query.order_by(o.c.created_at.desc(), o.c.id.desc()).limit(limit))]
+        return [order for order in (self.get_order(i) for i in ids_) if order is not None]
+
+    def count_by_status(self, where: OrderFilter) -> dict[str, int]:
+        o = t.orders
+        query = self._filtered(select(o.c.status, func.count()), where).group_by(o.c.status)
+        return {row[0]: int(row[1]) for row in self.uow.execute(query)}
+
+    def add_shipment(self, order_id: str, shipment: Shipment) -> None:
+        self.uow.execute(insert(t.shipments).values(
+            order_id=order_id, merchant_id=self.merchant_id, mode=self.mode, carrier=shipment.carrier,
+            tracking_number=shipment.tracking_number, shipped_at=self.uow.now()))
+
+    def settings(self) -> OrderSettings:
+        s = t.order_settings
+        row = self.uow.execute(select(s).where(self._mine(s))).first()
+        if row is None:
+            return OrderSettings()
+        return OrderSettings(row.auto_cancel_minutes, row.auto_confirm_days, row.refund_window_days,
+                             bool(row.refund_expired_coupons), bool(row.allow_partial_refunds), row.updated_at)
+
+    def save_settings(self, settings: OrderSettings) -> None:
+        values = {"auto_cancel_minutes": settings.auto_cancel_minutes, "auto_confirm_days": settings.auto_confirm_days,
+                  "refund_window_days": settings.refund_window_days,
+                  "refund_expired_coupons": int(settings.refund_expired_coupons),
+                  "allow_partial_refunds": int(settings.allow_partial_refunds), "updated_at": self.uow.now()}
+        dialect_insert = sqlite.insert if self.uow.db.is_sqlite else postgresql.insert
+        stmt = dialect_insert(t.order_settings).values(merchant_id=self.merchant_id, mode=self.mode, **values)
+        self.uow.execute(stmt.on_conflict_do_update(index_elements=["merchant_id", "mode"], set_=values))
 
     # --- payments and history
 
-    def add_payment(self, order_id: str, channel: str, amount: int) -> str:
+    def add_payment(self, order_id: str, channel: str, amount: int, provider_transaction_id: str | None = None) -> str:
         payment_id = ids.new_id("pay")
         self.uow.execute(insert(t.payments).values(
             id=payment_id, order_id=order_id, merchant_id=self.merchant_id, mode=self.mode, channel=channel,
-            amount=amount, status="succeeded", created_at=self.uow.now()))
+            amount=amount, status="succeeded", created_at=self.uow.now(),
+            provider_transaction_id=provider_transaction_id))
         return payment_id
 
     def add_history(self, order_id: str, from_status: str, to_status: str, actor: str, reason: str) -> None:
@@ -235,3 +334,18 @@ def failed_orders_holding_stock(uow: UnitOfWork, limit: int = 100) -> list[Row[A
         select(o.c.id, o.c.merchant_id, o.c.mode)
         .where(o.c.status == FAILED, o.c.stock_released_at.is_(None))
         .order_by(o.c.created_at).limit(limit)))
+
+
+def tenants_with_orders_in(uow: UnitOfWork, statuses: tuple[str, ...]) -> list[Row[Any]]:
+    """Every (merchant_id, mode) with at least one order in one of `statuses`: the timers' work list."""
+    o = t.orders
+    return list(uow.execute(select(o.c.merchant_id, o.c.mode).where(o.c.status.in_(statuses)).distinct()))
+
+
+def due_order_ids(uow: UnitOfWork, merchant_id: str, mode: str, statuses: tuple[str, ...], column: str,
+                  before: datetime, limit: int = 200) -> list[str]:
+    """One tenant's orders in `statuses` whose `column` (created_at / updated_at) is before `before`."""
+    o = t.orders
+    return [r.id for r in uow.execute(
+        select(o.c.id).where(o.c.merchant_id == merchant_id, o.c.mode == mode, o.c.status.in_(statuses),
+                             o.c[column] < before).order_by(o.c[column]).limit(limit))]

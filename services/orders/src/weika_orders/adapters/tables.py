@@ -61,6 +61,7 @@ orders = Table(
                     name="ck_orders_amounts"),
     Index("ix_orders_tenant", "merchant_id", "mode", "created_at"),
     Index("ix_orders_status", "status", "created_at"),
+    Index("ix_orders_customer", "merchant_id", "mode", "customer_id", "created_at"),
 )
 
 order_lines = Table(
@@ -88,6 +89,7 @@ payments = Table(
     Column("amount", BigId, nullable=False),
     Column("status", String(16), nullable=False),  # succeeded (the only outcome a simulated payment has)
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("provider_transaction_id", String(64), nullable=True),  # WeChat transaction_id / Alipay trade_no
     # Defence in depth behind the conditional status update: an order is paid at most once.
     Index("uq_payments_succeeded_per_order", "order_id", unique=True,
           sqlite_where=text("status = 'succeeded'"), postgresql_where=text("status = 'succeeded'")),
@@ -105,4 +107,99 @@ order_history = Table(
     Column("reason", String(64), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
     Index("ix_order_history_order", "order_id", "id"),
+)
+
+# A merchant's payment channel per mode: ids in clear (for routing), the whole configuration encrypted.
+payment_channels = Table(
+    "payment_channels", metadata,
+    Column("id", String(40), primary_key=True),  # the `account` of our notify URL
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("account_ref", String(64), nullable=False),  # mchid / app_id
+    Column("config_encrypted", Text, nullable=False),  # weika_kit.crypto token of the JSON configuration
+    Column("masked_settings", Text, nullable=False),  # JSON shown back: ids, fingerprints, ****1234
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("merchant_id", "mode", "channel", name="uq_payment_channels_channel"),
+)
+
+# What the provider was asked to collect for an order (code_url / qr_code), so asking again answers the same.
+payment_intents = Table(
+    "payment_intents", metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("amount", BigId, nullable=False),
+    Column("code_url", Text, nullable=False),
+    Column("prepay_id", String(64), nullable=False),
+    Column("qr_code", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Every provider notification received, with the verdict: paid, duplicate, ignored, rejected (and why).
+payment_notifications = Table(
+    "payment_notifications", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(40), nullable=False),  # "" when the account was unknown
+    Column("mode", String(8), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("out_trade_no", String(64), nullable=False),
+    Column("notification_id", String(64), nullable=False),
+    Column("provider_transaction_id", String(64), nullable=False),
+    Column("amount", BigId, nullable=True),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_payment_notifications_trade", "merchant_id", "mode", "out_trade_no", "id"),
+)
+
+shipments = Table(
+    "shipments", metadata,
+    Column("order_id", String(40), ForeignKey("orders.id"), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("carrier", String(64), nullable=False),
+    Column("tracking_number", String(64), nullable=False),
+    Column("shipped_at", UTCDateTime(), nullable=False),
+)
+
+order_settings = Table(
+    "order_settings", metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("mode", String(8), primary_key=True),
+    Column("auto_cancel_minutes", Integer, nullable=False),
+    Column("auto_confirm_days", Integer, nullable=False),
+    Column("refund_window_days", Integer, nullable=False),
+    Column("refund_expired_coupons", Integer, nullable=False),  # 0/1: portable across SQLite and PostgreSQL
+    Column("allow_partial_refunds", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+refunds = Table(
+    "refunds", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("order_id", String(40), ForeignKey("orders.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # requested | succeeded | refused
+    Column("previous_status", String(24), nullable=False),  # where the order goes back after a partial refund
+    Column("amount", BigId, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("voided_coupon_ids", Text, nullable=False),  # JSON list
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # At most one refund in flight per order (the order's refund_requested status guards it too).
+    Index("uq_refunds_requested_per_order", "order_id", unique=True,
+          sqlite_where=text("status = 'requested'"), postgresql_where=text("status = 'requested'")),
+)
+
+refund_lines = Table(
+    "refund_lines", metadata,
+    Column("refund_id", String(40), ForeignKey("refunds.id"), primary_key=True),
+    Column("product_id", String(40), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("line_amount", BigId, nullable=False),
 )

@@ -1,4 +1,4 @@
-"""Clients of the services orders depends on (catalog, marketing), speaking domain terms and domain errors.
+"""Clients of the services orders depends on (catalog, marketing, redemption), in domain terms and domain errors.
 
 A refusal from upstream (out_of_stock, product_not_found, ...) comes back as a DomainError of the same kind,
 code, message, details and gRPC status, so the gateway shows the buyer exactly what the catalog said.
@@ -14,6 +14,7 @@ import grpc
 
 from weika.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from weika.marketing.v1 import marketing_pb2, marketing_pb2_grpc
+from weika.redemption.v1 import redemption_pb2, redemption_pb2_grpc
 from weika_kit import grpc_client
 from weika_kit.errors import (
     AlreadyExists,
@@ -89,10 +90,12 @@ class CatalogClient:
     def __init__(self, target: str = "catalog"):
         self.stub = grpc_client.stub(catalog_pb2_grpc.CatalogServiceStub, target)
 
-    def reserve_stock(self, order_id: str, items: tuple[tuple[str, int], ...]) -> list[OrderLine]:
-        """Stock for every item or none; idempotent per order id. The lines carry prices and coupon terms."""
+    def reserve_stock(self, order_id: str, items: tuple[tuple[str, int], ...],
+                      customer_id: str = "") -> list[OrderLine]:
+        """Stock for every item or none; idempotent per order id. The lines carry prices and coupon terms.
+        The customer lets the catalog enforce per-customer purchase limits."""
         response = _call("catalog", self.stub.ReserveStock, catalog_pb2.ReserveStockRequest(
-            order_id=order_id,
+            order_id=order_id, customer_id=customer_id,
             lines=[catalog_pb2.ReserveStockLine(product_id=p, quantity=q) for p, q in items]))
         return [
             OrderLine(product_id=line.product_id, product_name=line.product_name, product_kind=line.product_kind,
@@ -121,3 +124,16 @@ class MarketingClient:
             subtotal=quote.subtotal, discount_amount=quote.discount_amount, total=quote.total,
             discounts=tuple(Discount(rule_id=d.rule_id, kind=d.kind, amount=d.amount, description=d.description)
                             for d in quote.applied))
+
+
+class RedemptionClient:
+    def __init__(self, target: str = "redemption"):
+        self.stub = grpc_client.stub(redemption_pb2_grpc.RedemptionServiceStub, target)
+
+    def void_order_coupons(self, order_id: str, refund_id: str, lines: list[tuple[str, int]],
+                           allow_expired: bool) -> list[str]:
+        """Void that many unredeemed coupons per product, all or nothing; idempotent per refund id."""
+        response = _call("redemption", self.stub.VoidOrderCoupons, redemption_pb2.VoidOrderCouponsRequest(
+            order_id=order_id, refund_id=refund_id, allow_expired=allow_expired,
+            lines=[redemption_pb2.VoidCouponsLine(product_id=p, quantity=q) for p, q in lines]))
+        return list(response.coupon_ids)

@@ -66,3 +66,58 @@ class PriceQuoteInconsistent(DomainError):
 
     code = "price_quote_inconsistent"
     status = grpc.StatusCode.INTERNAL
+
+
+class InvalidPaymentChannelConfig(InvalidArgument):
+    code = "invalid_payment_channel_config"
+
+
+class PaymentChannelNotConfigured(Conflict):
+    code = "payment_channel_not_configured"
+
+
+class PaymentSimulatorNotConfigured(Conflict):
+    code = "payment_simulator_not_configured"
+
+
+class PaymentProviderRefused(Conflict):
+    code = "payment_provider_refused"
+
+
+class PaymentProviderUnavailable(DomainError):
+    """The provider did not answer (or answered something we cannot trust): retry later."""
+
+    code = "payment_provider_unavailable"
+    status = grpc.StatusCode.UNAVAILABLE
+
+
+class InvalidOrderSettings(InvalidArgument):
+    code = "invalid_order_settings"
+
+
+class NothingToShip(Conflict):
+    code = "nothing_to_ship"
+
+
+class InvalidCursor(InvalidArgument):
+    code = "invalid_cursor"
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"
+
+
+class RefundNotAllowed(Conflict):
+    """The merchant's refund rules refuse it (window closed, refunds off, partial refunds off)."""
+
+    code = "refund_not_allowed"
+
+
+class InvalidRefundQuantity(InvalidArgument):
+    code = "invalid_refund_quantity"
+
+
+class RefundRefused(Conflict):
+    """Voiding the coupons was refused (a coupon was redeemed or expired): no money goes back."""
+
+    code = "refund_refused"

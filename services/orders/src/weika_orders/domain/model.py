@@ -17,14 +17,32 @@ PENDING_PAYMENT = "pending_payment"
 PAID = "paid"
 CANCELLED = "cancelled"
 FAILED = "failed"
+DELIVERED = "delivered"
+AWAITING_SHIPMENT = "awaiting_shipment"
+SHIPPED = "shipped"
+COMPLETED = "completed"
+REFUND_REQUESTED = "refund_requested"
+REFUNDED = "refunded"
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     CREATING: (PENDING_PAYMENT, FAILED),
     PENDING_PAYMENT: (PAID, CANCELLED),
+    PAID: (DELIVERED, AWAITING_SHIPMENT, REFUND_REQUESTED),
+    AWAITING_SHIPMENT: (SHIPPED, REFUND_REQUESTED),
+    SHIPPED: (COMPLETED,),
+    DELIVERED: (COMPLETED, REFUND_REQUESTED),
+    COMPLETED: (REFUND_REQUESTED,),
+    # Back where it was after a partial (or refused) refund; refunded once nothing is left to refund.
+    REFUND_REQUESTED: (REFUNDED, PAID, AWAITING_SHIPMENT, DELIVERED, COMPLETED),
 }
+REFUNDABLE_STATUSES = (PAID, AWAITING_SHIPMENT, DELIVERED, COMPLETED)
+# What the status tabs list (internal `creating` and `failed` are never shown in lists or counts).
+LISTED_STATUSES = (PENDING_PAYMENT, PAID, DELIVERED, AWAITING_SHIPMENT, SHIPPED, COMPLETED, CANCELLED,
+                   REFUND_REQUESTED, REFUNDED)
 
 SIMULATED_CHANNEL = "simulated"
-# Real channels are configured per merchant; none is wired yet, so only the simulated one is accepted.
+# Paid directly by PayOrder. The provider channels (wechat, alipay: domain/payment_channels.py) are paid by
+# the provider's verified notification instead.
 PAYMENT_CHANNELS = (SIMULATED_CHANNEL,)
 
 MAX_ITEMS = 100
@@ -241,3 +259,84 @@ class Order:
     paid_at: datetime | None
     lines: list[OrderLine] = field(default_factory=list)
     discounts: list[Discount] = field(default_factory=list)
+    shipment: Shipment | None = None
+
+    @property
+    def has_physical_goods(self) -> bool:
+        return any(line.product_kind == "physical" for line in self.lines)
+
+
+MAX_CARRIER = 64
+MAX_TRACKING_NUMBER = 64
+_TRACKING = re.compile(r"^[A-Za-z0-9-]{4,64}$")
+
+
+@dataclass(frozen=True)
+class Shipment:
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime | None = None
+
+    @classmethod
+    def parse(cls, carrier: str, tracking_number: str) -> Shipment:
+        carrier, tracking_number = carrier.strip(), tracking_number.strip().replace(" ", "")
+        if not 1 <= len(carrier) <= MAX_CARRIER:
+            raise errors.InvalidOrderRequest(f"carrier must be 1 to {MAX_CARRIER} characters (e.g. SF Express)",
+                                             details={"field": "carrier"})
+        if not _TRACKING.match(tracking_number):
+            raise errors.InvalidOrderRequest("tracking_number must be 4 to 64 letters, digits or hyphens",
+                                             details={"field": "tracking_number"})
+        return cls(carrier, tracking_number)
+
+
+@dataclass(frozen=True)
+class OrderSettings:
+    """A merchant's order rules per mode; the defaults apply until the merchant sets them."""
+
+    auto_cancel_minutes: int = 30
+    auto_confirm_days: int = 7
+    refund_window_days: int = 7
+    refund_expired_coupons: bool = False
+    allow_partial_refunds: bool = True
+    updated_at: datetime | None = None
+
+    @classmethod
+    def parse(cls, *, auto_cancel_minutes: int, auto_confirm_days: int, refund_window_days: int,
+              refund_expired_coupons: bool, allow_partial_refunds: bool) -> OrderSettings:
+        if not 1 <= auto_cancel_minutes <= 10080:
+            raise errors.InvalidOrderSettings("auto_cancel_minutes must be between 1 and 10080 (7 days)",
+                                              details={"field": "auto_cancel_minutes"})
+        if not 1 <= auto_confirm_days <= 90:
+            raise errors.InvalidOrderSettings("auto_confirm_days must be between 1 and 90",
+                                              details={"field": "auto_confirm_days"})
+        if not 0 <= refund_window_days <= 365:
+            raise errors.InvalidOrderSettings("refund_window_days must be between 0 and 365",
+                                              details={"field": "refund_window_days"})
+        return cls(auto_cancel_minutes, auto_confirm_days, refund_window_days, refund_expired_coupons,
+                   allow_partial_refunds)
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    status: str = ""
+    store_id: str = ""
+    customer_id: str = ""
+    product_id: str = ""
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    # Store-scoped staff: only these stores' orders (empty = every store).
+    within_stores: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status and self.status not in LISTED_STATUSES:
+            raise errors.InvalidOrderRequest(f"status must be one of {', '.join(LISTED_STATUSES)}",
+                                             details={"field": "status"})
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    customer: Customer
+    order_count: int
+    paid_amount: int
+    first_seen_at: datetime
+    last_order_at: datetime | None

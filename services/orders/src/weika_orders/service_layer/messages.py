@@ -52,3 +52,15 @@ def order_cancelled(order: Order, reason: str, cancelled_at: datetime) -> events
     return events.OrderCancelled(
         order_id=order.id, merchant_id=order.merchant_id, mode=order.mode, reason=reason,
         lines=_lines(order.lines), cancelled_at=to_timestamp(cancelled_at))
+
+
+def order_completed(order: Order, completed_at: datetime) -> events.OrderCompleted:
+    return events.OrderCompleted(order_id=order.id, merchant_id=order.merchant_id, mode=order.mode,
+                                 completed_at=to_timestamp(completed_at))
+
+
+def order_refunded(order: Order, refund_id: str, refunded: list[OrderLine], amount: int, reason: str,
+                   refunded_at: datetime) -> events.OrderRefunded:
+    return events.OrderRefunded(order_id=order.id, merchant_id=order.merchant_id, mode=order.mode,
+                                refund_id=refund_id, lines=_lines(refunded), refund_amount=amount, reason=reason,
+                                refunded_at=to_timestamp(refunded_at))

@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from weika_kit import faults, ids
 from weika_kit.context import Caller
-from weika_kit.db import Database
+from weika_kit.db import Database, UnitOfWork
 from weika_kit.errors import DomainError
 from weika_orders import metrics
 from weika_orders.adapters.repository import OrdersRepository
-from weika_orders.adapters.upstream import CatalogClient, MarketingClient, is_refusal
+from weika_orders.adapters.upstream import CatalogClient, MarketingClient, RedemptionClient, is_refusal
 from weika_orders.domain import errors
 from weika_orders.domain.model import (
     CANCELLED,
@@ -49,6 +49,7 @@ class Upstreams:
 
     catalog: CatalogClient
     marketing: MarketingClient
+    redemption: RedemptionClient | None = None  # refunds void coupons through it
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def _fix_stock_and_price(db: Database, upstreams: Upstreams, caller: Caller, tic
     """Steps 2 to 4 for a `creating` order; safe to run again for the same order after a crash."""
     order_id = ticket.order_id
     try:
-        lines = upstreams.catalog.reserve_stock(order_id, items)
+        lines = upstreams.catalog.reserve_stock(order_id, items, customer_id=ticket.customer_id)
     except DomainError as err:
         # Refused means nothing was reserved (all or nothing): forget the order so the key can be retried.
         # Any other failure may have reserved: keep the order for a retry to resume or the sweeper to undo.
@@ -170,6 +171,19 @@ def _release_stock(upstreams: Upstreams, order_id: str, reason: str) -> bool:
     except DomainError:
         log.warning("stock release failed; it will be retried", exc_info=True, extra={"order_id": order_id})
         return False
+
+
+def release_stock_of(db: Database, catalog: CatalogClient, caller: Caller, order_id: str, reason: str) -> None:
+    """Give a cancelled order's stock back now, recording it once the catalog confirmed (the event is the backstop)."""
+    try:
+        catalog.release_stock(order_id, reason)
+    except DomainError:
+        log.warning("stock release failed; the order-cancelled event releases it", exc_info=True,
+                    extra={"order_id": order_id})
+        return
+    with db.unit_of_work() as uow:
+        OrdersRepository(uow, caller).set_stock_released(order_id, True)
+        uow.commit()
 
 
 def complete_order_creation(db: Database, upstreams: Upstreams, caller: Caller, order_id: str,
@@ -209,8 +223,8 @@ def pay_order(db: Database, caller: Caller, order_id: str, channel: str) -> Orde
     channel = channel.strip()
     if channel not in PAYMENT_CHANNELS:
         raise errors.UnsupportedPaymentChannel(
-            f"payment channel {channel!r} is not available: real channels (WeChat Pay, Alipay) are configured "
-            f"per merchant; only {SIMULATED_CHANNEL!r} (test mode) is wired up",
+            f"payment channel {channel!r} is not available: pay with 'wechat' or 'alipay' (configured per "
+            f"merchant), or {SIMULATED_CHANNEL!r} in test mode",
             details={"channel": channel})
     if channel == SIMULATED_CHANNEL and caller.mode != "test":
         raise errors.SimulatedPaymentTestModeOnly(
@@ -219,16 +233,30 @@ def pay_order(db: Database, caller: Caller, order_id: str, channel: str) -> Orde
     with db.unit_of_work() as uow:
         repo = OrdersRepository(uow, caller)
         order = _must_get(repo, caller, order_id)
-        if not repo.mark_paid(order_id, channel):
+        paid = record_payment(uow, repo, caller, order, channel, actor_of(caller))
+        if paid is None:
             raise transition_refused(repo.status_of(order_id) or order.status, PAID)
-        payment_id = repo.add_payment(order_id, channel, order.payable_amount)
-        repo.add_history(order_id, PENDING_PAYMENT, PAID, actor_of(caller), f"paid_{channel}")
-        order = _must_get(repo, caller, order_id)
-        uow.add_event(messages.order_paid(order, payment_id))
         uow.commit()
     metrics.ORDERS_PAID.labels(caller.mode, channel).inc()
-    log.info("order paid", extra={"order_id": order_id, "payment_id": payment_id, "amount": order.paid_amount})
-    return order
+    return paid
+
+
+def record_payment(uow: UnitOfWork, repo: OrdersRepository, caller: Caller, order: Order, channel: str, actor: str,
+                   provider_transaction_id: str | None = None) -> Order | None:
+    """`pending_payment -> paid` with its payment row, history and OrderPaid in `uow`; None if not pending.
+
+    The conditional update is the one gate for every channel: a second payment attempt or a duplicate
+    notification finds the order no longer pending and changes nothing.
+    """
+    if not repo.mark_paid(order.id, channel):
+        return None
+    payment_id = repo.add_payment(order.id, channel, order.payable_amount, provider_transaction_id)
+    repo.add_history(order.id, PENDING_PAYMENT, PAID, actor, f"paid_{channel}")
+    paid = _must_get(repo, caller, order.id)
+    uow.add_event(messages.order_paid(paid, payment_id))
+    log.info("order paid", extra={"order_id": order.id, "payment_id": payment_id, "amount": paid.paid_amount,
+                                  "channel": channel})
+    return paid
 
 
 # --- CancelOrder

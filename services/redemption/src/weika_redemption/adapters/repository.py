@@ -13,7 +13,7 @@ from weika_kit import crypto
 from weika_kit.context import Caller
 from weika_kit.db import UnitOfWork
 from weika_redemption.adapters import tables as t
-from weika_redemption.domain.model import ISSUED, REDEEMED, Coupon, Redemption
+from weika_redemption.domain.model import ISSUED, REDEEMED, VOIDED, Coupon, Redemption
 
 
 def _utc(value: datetime) -> datetime:
@@ -89,6 +89,30 @@ class RedemptionRepository:
             .where(t.coupons.c.id == coupon_id, t.coupons.c.status == ISSUED, self._mine(t.coupons))
             .values(status=REDEEMED, redeemed_at=at, redeemed_store_id=store_id, redeemed_by=operator_id))
         return bool(result.rowcount == 1)
+
+    def coupons_of_order_product(self, order_id: str, product_id: str) -> list[Coupon]:
+        """The order's coupons of one product, last unit first (a refund gives back the last units sold)."""
+        c = t.coupons.c
+        rows = self.uow.execute(select(t.coupons).where(c.order_id == order_id, c.product_id == product_id,
+                                                        self._mine(t.coupons)).order_by(c.unit_index.desc()))
+        return [_coupon(row) for row in rows]
+
+    def mark_voided(self, coupon_id: str) -> bool:
+        """issued → voided, only if still issued: False means a counter redeemed it first."""
+        result = self.uow.execute(
+            update(t.coupons).where(t.coupons.c.id == coupon_id, t.coupons.c.status == ISSUED, self._mine(t.coupons))
+            .values(status=VOIDED))
+        return bool(result.rowcount == 1)
+
+    def add_void(self, refund_id: str, coupon: Coupon, at: datetime) -> None:
+        self.uow.execute(insert(t.coupon_voids).values(
+            refund_id=refund_id, coupon_id=coupon.id, merchant_id=self.merchant_id, mode=self.mode,
+            order_id=coupon.order_id, voided_at=at))
+
+    def voids_of_refund(self, refund_id: str) -> list[str]:
+        v = t.coupon_voids
+        return [r.coupon_id for r in self.uow.execute(
+            select(v.c.coupon_id).where(v.c.refund_id == refund_id, self._mine(v)).order_by(v.c.coupon_id))]
 
     def add_redemption(self, redemption: Redemption) -> None:
         self.uow.execute(insert(t.redemptions).values(

@@ -78,3 +78,14 @@ redemption_attempts = Table(
     Index("ix_redemption_attempts_tenant_time", "merchant_id", "mode", "at"),
     Index("ix_redemption_attempts_fingerprint", "code_fingerprint", "at"),
 )
+
+# Which coupons each refund voided: a retried refund finds its voids here instead of voiding more.
+coupon_voids = Table(
+    "coupon_voids", metadata,
+    Column("refund_id", String(40), primary_key=True),
+    Column("coupon_id", String(40), ForeignKey("coupons.id"), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("order_id", String(40), nullable=False),
+    Column("voided_at", UTCDateTime(), nullable=False),
+)

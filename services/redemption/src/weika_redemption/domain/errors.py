@@ -45,3 +45,7 @@ class InvalidCouponTerms(InvalidArgument):
     """An order-paid line whose coupon terms cannot give a validity window (the event goes to the dead-letter topic)."""
 
     code = "invalid_coupon_terms"
+
+
+class CouponsNotIssuedYet(Conflict):
+    code = "coupons_not_issued_yet"

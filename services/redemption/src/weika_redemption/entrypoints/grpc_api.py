@@ -44,3 +44,10 @@ class RedemptionServicer(redemption_pb2_grpc.RedemptionServiceServicer):
             code=request.code, store_id=request.store_id, order_amount=request.order_amount,
             device_id=request.device_id))
         return redemption_to_pb(redemption)
+
+    def VoidOrderCoupons(self, request: pb.VoidOrderCouponsRequest,  # noqa: N802
+                         context) -> pb.VoidOrderCouponsResponse:
+        voided = services.void_order_coupons(
+            self.db, require_caller(), request.order_id, request.refund_id,
+            [(line.product_id, line.quantity) for line in request.lines], request.allow_expired)
+        return pb.VoidOrderCouponsResponse(coupon_ids=voided)

@@ -18,7 +18,7 @@ from weika_kit.errors import DomainError, InvalidArgument
 from weika_kit.protos import to_timestamp
 from weika_redemption.adapters.repository import RedemptionRepository
 from weika_redemption.domain import codes, errors
-from weika_redemption.domain.model import ISSUED, Coupon, CouponTerms, Redemption
+from weika_redemption.domain.model import ISSUED, REDEEMED, Coupon, CouponTerms, Redemption
 from weika_redemption.metrics import COUPONS_ISSUED, REDEMPTION_ATTEMPTS
 
 log = logging.getLogger(__name__)
@@ -224,3 +224,61 @@ def _record_refusal(db: Database, caller: Caller, request: RedeemRequest, finger
         uow.commit()
     REDEMPTION_ATTEMPTS.labels(caller.mode, result).inc()
     log.info("redemption refused", extra={"result": result, "coupon_id": coupon_id, "store_id": request.store_id})
+
+
+# --- voiding for a refund
+
+
+def void_order_coupons(db: Database, caller: Caller, order_id: str, refund_id: str,
+                       lines: list[tuple[str, int]], allow_expired: bool) -> list[str]:
+    """Void `quantity` unredeemed coupons per (product, quantity) of the order, all or nothing, for one refund.
+
+    Each coupon is voided by `UPDATE .. WHERE status = 'issued'`: a coupon redeemed at a counter in the same
+    instant makes the update miss, and the whole void (and so the refund) is refused naming it.
+    """
+    if not order_id.strip() or not refund_id.strip():
+        raise InvalidArgument("order_id and refund_id are required", code="invalid_void_request",
+                              details={"field": "refund_id" if order_id.strip() else "order_id"})
+    with db.unit_of_work() as uow:
+        repo = RedemptionRepository(uow, caller)
+        already = repo.voids_of_refund(refund_id)
+        if already:
+            return already  # a retry of this refund: what it voided the first time
+        now = uow.now()
+        voided: list[str] = []
+        for product_id, quantity in lines:
+            coupons = repo.coupons_of_order_product(order_id, product_id)
+            voidable = [c for c in coupons if c.status == ISSUED and (allow_expired or c.valid_until > now)]
+            if len(voidable) < quantity:
+                _refuse_void(coupons, order_id, product_id, quantity, now)
+            for coupon in voidable[:quantity]:
+                if not repo.mark_voided(coupon.id):
+                    raise errors.CouponAlreadyRedeemed(
+                        f"coupon {coupon.id} was redeemed meanwhile and cannot be refunded",
+                        details={"coupon_id": coupon.id, "order_id": order_id})
+                repo.add_void(refund_id, coupon, now)
+                uow.add_event(events.CouponVoided(coupon_id=coupon.id, merchant_id=caller.merchant_id,
+                                                  mode=caller.mode, order_id=order_id, reason="order_refunded",
+                                                  voided_at=to_timestamp(now)))
+                voided.append(coupon.id)
+        uow.commit()
+    log.info("coupons voided for a refund", extra={"order_id": order_id, "refund_id": refund_id,
+                                                    "coupons": len(voided)})
+    return voided
+
+
+def _refuse_void(coupons: list[Coupon], order_id: str, product_id: str, quantity: int, now: datetime) -> NoReturn:
+    """Why fewer than `quantity` coupons can be voided, naming the coupon that stands in the way."""
+    redeemed = next((c for c in coupons if c.status == REDEEMED), None)
+    if redeemed is not None:
+        raise errors.CouponAlreadyRedeemed(
+            f"coupon {redeemed.id} was redeemed and cannot be refunded",
+            details={"coupon_id": redeemed.id, "order_id": order_id, "product_id": product_id})
+    expired = next((c for c in coupons if c.status == ISSUED and c.valid_until <= now), None)
+    if expired is not None:
+        raise errors.CouponExpired(
+            f"coupon {expired.id} expired on {expired.valid_until.date().isoformat()} and expired coupons are "
+            "not refundable", details={"coupon_id": expired.id, "order_id": order_id, "product_id": product_id})
+    raise errors.CouponsNotIssuedYet(
+        f"{quantity} coupon(s) of {product_id} are not issued yet for this order; retry shortly",
+        details={"order_id": order_id, "product_id": product_id, "issued": str(len(coupons))})

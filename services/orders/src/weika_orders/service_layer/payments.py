@@ -1,0 +1,438 @@
+"""Payment channels: the merchant's settings, paying through a provider, and the provider's notifications.
+
+A notification is trusted only after the checks the real provider requires. WeChat Pay v3: the
+Wechatpay-Serial is the configured platform key's, the timestamp is within 5 minutes, the RSA-SHA256
+signature over "timestamp\\nnonce\\nbody\\n" verifies with the platform key, the resource decrypts with the
+API v3 key (AES-256-GCM), mchid and appid are the merchant's. Alipay: the RSA2 signature over the sorted
+parameters verifies with the Alipay public key, app_id is the merchant's, notify_time is within 5 minutes.
+Then out_trade_no must be one of the merchant's orders and the amount its payable amount, and the order
+is paid by the same conditional `pending_payment -> paid` update as every payment: a duplicate changes
+nothing. Every notification is recorded in payment_notifications with its verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+from weika_kit import context, crypto, ids
+from weika_kit.context import Caller
+from weika_kit.db import Database
+from weika_orders import metrics
+from weika_orders.adapters import provider_crypto as pc
+from weika_orders.adapters import providers
+from weika_orders.adapters.payments_repository import (
+    PaymentsRepository,
+    channel_by_account,
+    record_notification,
+)
+from weika_orders.adapters.repository import OrdersRepository
+from weika_orders.config import PaymentSettings
+from weika_orders.domain import errors
+from weika_orders.domain import payment_channels as pch
+from weika_orders.domain.model import PENDING_PAYMENT, Order, transition_refused
+from weika_orders.domain.payment_channels import (
+    ALIPAY,
+    CHANNEL_TEST_AMOUNT,
+    CHANNEL_TEST_PREFIX,
+    WECHAT,
+    AlipayConfig,
+    ChannelConfig,
+    Verdict,
+    WechatPayConfig,
+)
+from weika_orders.service_layer.services import _must_get, record_payment
+
+log = logging.getLogger(__name__)
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+ALIPAY_SUCCESS_STATES = ("TRADE_SUCCESS", "TRADE_FINISHED")
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    channel: str
+    notify_url: str
+    settings: dict[str, str]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NotificationReply:
+    http_status: int
+    content_type: str
+    body: bytes
+    verdict: str
+
+
+@dataclass(frozen=True)
+class TestStep:
+    name: str
+    ok: bool
+    detail: str
+
+
+def notify_url(settings: PaymentSettings, channel: str, account_id: str) -> str:
+    return f"{settings.notify_base_url.rstrip('/')}/v1/payments/{channel}/notify?account={account_id}"
+
+
+def _provider_urls(settings: PaymentSettings, mode: str) -> tuple[str, str]:
+    """(WeChat Pay API base, Alipay gateway) for `mode`: test mode only ever talks to the simulator."""
+    if settings.simulator_url:
+        base = settings.simulator_url.rstrip("/")
+        return base, base + "/gateway.do"
+    if mode == "test":
+        raise errors.PaymentSimulatorNotConfigured(
+            "test mode pays only through the payment simulator, and none is configured (WEIKA_PAYSIM_URL)",
+            details={"mode": mode})
+    return settings.wechatpay_url, settings.alipay_gateway_url
+
+
+# --- settings
+
+
+def _checked_key(pem: str, field: str, *, private: bool) -> str | None:
+    """The certificate serial of a public key given as a certificate; InvalidPaymentChannelConfig if unusable."""
+    try:
+        if private:
+            pc.load_private_key(pem)
+            return None
+        return pc.load_public_key(pem)[1]
+    except pc.UnusableKey as error:
+        raise errors.InvalidPaymentChannelConfig(f"{field}: {error}", details={"field": field}) from None
+
+
+def parse_config(channel: str, raw: dict[str, str]) -> ChannelConfig:
+    """A channel configuration, with every key loaded once so an unusable one is refused now, not at payment."""
+    if channel == WECHAT:
+        config = WechatPayConfig.parse(**raw)
+        _checked_key(config.merchant_private_key_pem, "merchant_private_key_pem", private=True)
+        serial = _checked_key(config.platform_public_key_pem, "platform_public_key_pem", private=False)
+        if serial is None and not config.platform_serial_no:
+            raise errors.InvalidPaymentChannelConfig(
+                "platform_serial_no is required with a platform public key (it is in the certificate otherwise)",
+                details={"field": "platform_serial_no"})
+        if serial is not None:
+            config = WechatPayConfig(**{**config.__dict__, "platform_serial_no": serial})
+        return config
+    config_a = AlipayConfig.parse(**raw)
+    _checked_key(config_a.app_private_key_pem, "app_private_key_pem", private=True)
+    _checked_key(config_a.alipay_public_key_pem, "alipay_public_key_pem", private=False)
+    return config_a
+
+
+def masked(config: ChannelConfig) -> dict[str, str]:
+    if isinstance(config, WechatPayConfig):
+        return {"mchid": config.mchid, "appid": config.appid, "merchant_serial_no": config.merchant_serial_no,
+                "merchant_private_key": pc.key_fingerprint(config.merchant_private_key_pem),
+                "api_v3_key": pch.mask_secret(config.api_v3_key),
+                "platform_public_key": pc.key_fingerprint(config.platform_public_key_pem),
+                "platform_serial_no": config.platform_serial_no}
+    return {"app_id": config.app_id, "app_private_key": pc.key_fingerprint(config.app_private_key_pem),
+            "alipay_public_key": pc.key_fingerprint(config.alipay_public_key_pem)}
+
+
+def _view(settings: PaymentSettings, row: Any) -> ChannelView:
+    return ChannelView(row.channel, notify_url(settings, row.channel, row.id), json.loads(row.masked_settings),
+                       row.updated_at)
+
+
+def configure_channel(db: Database, settings: PaymentSettings, caller: Caller, channel: str,
+                      raw: dict[str, str]) -> ChannelView:
+    channel = pch.require_provider_channel(channel)
+    config = parse_config(channel, raw)
+    with db.unit_of_work() as uow:
+        repo = PaymentsRepository(uow, caller)
+        repo.save_channel(channel, config.account_ref, crypto.encrypt(config.to_json()), json.dumps(masked(config)))
+        row = repo.channel(channel)
+        uow.commit()
+    log.info("payment channel configured", extra={"channel": channel})
+    return _view(settings, row)
+
+
+def list_channels(db: Database, settings: PaymentSettings, caller: Caller) -> list[ChannelView]:
+    with db.unit_of_work() as uow:
+        return [_view(settings, row) for row in PaymentsRepository(uow, caller).channels()]
+
+
+def _load_config(row: Any) -> ChannelConfig:
+    return pch.config_from_json(row.channel, crypto.decrypt(row.config_encrypted))
+
+
+def _configured(db: Database, caller: Caller, channel: str) -> tuple[str, ChannelConfig]:
+    with db.unit_of_work() as uow:
+        row = PaymentsRepository(uow, caller).channel(channel)
+    if row is None:
+        raise errors.PaymentChannelNotConfigured(
+            f"{channel} is not configured for this merchant in {caller.mode} mode: "
+            f"PUT /v1/settings/payment-channels/{channel} first", details={"channel": channel, "mode": caller.mode})
+    return row.id, _load_config(row)
+
+
+# --- paying through a provider
+
+
+def _ask_provider(settings: PaymentSettings, caller: Caller, channel: str, account_id: str, config: ChannelConfig,
+                  out_trade_no: str, description: str, amount: int, now: datetime) -> providers.ProviderPrompt:
+    wechat_url, alipay_url = _provider_urls(settings, caller.mode)
+    url = notify_url(settings, channel, account_id)
+    if isinstance(config, WechatPayConfig):
+        return providers.wechat_native(wechat_url, config, out_trade_no=out_trade_no, description=description,
+                                       amount=amount, notify_url=url, now=now)
+    return providers.alipay_precreate(alipay_url, config, out_trade_no=out_trade_no, subject=description,
+                                      amount=amount, notify_url=url, now=now)
+
+
+def start_channel_payment(db: Database, settings: PaymentSettings, caller: Caller, order_id: str,
+                          channel: str) -> tuple[Order, providers.ProviderPrompt]:
+    """What the buyer's app needs to pay a pending order through `channel`; asking again answers the same."""
+    with db.unit_of_work() as uow:
+        order = _must_get(OrdersRepository(uow, caller), caller, order_id)
+        intent = PaymentsRepository(uow, caller).intent(order_id, channel)
+    if order.status != PENDING_PAYMENT:
+        raise transition_refused(order.status, "paid")
+    if intent is not None and intent.amount == order.payable_amount:
+        return order, providers.ProviderPrompt(code_url=intent.code_url, prepay_id=intent.prepay_id,
+                                               qr_code=intent.qr_code)
+    account_id, config = _configured(db, caller, channel)
+    description = ", ".join(line.product_name for line in order.lines)[:120] or order.id
+    prompt = _ask_provider(settings, caller, channel, account_id, config, order.id, description,
+                           order.payable_amount, db.clock())
+    with db.unit_of_work() as uow:
+        PaymentsRepository(uow, caller).add_intent(order_id, channel, order.payable_amount, prompt.code_url,
+                                                   prompt.prepay_id, prompt.qr_code)
+        uow.commit()
+    log.info("payment requested from provider", extra={"order_id": order_id, "channel": channel})
+    return order, prompt
+
+
+def refund_through_channel(db: Database, settings: PaymentSettings, caller: Caller, order: Order, refund_id: str,
+                           amount: int) -> None:
+    """Money back through the provider the order was paid with; the refund id makes a retry a no-op there."""
+    _, config = _configured(db, caller, order.channel)
+    wechat_url, alipay_url = _provider_urls(settings, caller.mode)
+    if isinstance(config, WechatPayConfig):
+        providers.wechat_refund(wechat_url, config, out_trade_no=order.id, out_refund_no=refund_id, refund=amount,
+                                total=order.paid_amount, now=db.clock())
+    else:
+        providers.alipay_refund(alipay_url, config, out_trade_no=order.id, out_request_no=refund_id, refund=amount,
+                                now=db.clock())
+
+
+# --- notifications
+
+
+def _fresh(at: datetime, now: datetime) -> bool:
+    return abs(now - at) <= MAX_CLOCK_SKEW
+
+
+def verify_wechat(config: WechatPayConfig, headers: dict[str, str], body: bytes, now: datetime) -> Verdict:
+    """The WeChat Pay v3 checks, in the provider's order; the decrypted transaction decides the rest."""
+    timestamp, nonce = headers.get("wechatpay-timestamp", ""), headers.get("wechatpay-nonce", "")
+    signature, serial = headers.get("wechatpay-signature", ""), headers.get("wechatpay-serial", "")
+    if not (timestamp and nonce and signature and serial):
+        return Verdict(pch.REJECTED, "missing_signature_headers")
+    if serial != config.platform_serial_no:
+        return Verdict(pch.REJECTED, "unknown_platform_serial")
+    # at most 11 digits: a larger number is no timestamp (and would overflow datetime)
+    if not (timestamp.isdigit() and len(timestamp) <= 11) or \
+            not _fresh(datetime.fromtimestamp(int(timestamp), now.tzinfo), now):
+        return Verdict(pch.REJECTED, "stale_timestamp")
+    platform_key, _ = pc.load_public_key(config.platform_public_key_pem)
+    if not pc.rsa_sha256_verify(platform_key, pc.wechat_response_message(timestamp, nonce, body), signature):
+        return Verdict(pch.REJECTED, "bad_signature")
+    try:
+        envelope = json.loads(body)
+        resource = envelope["resource"]
+        if resource.get("algorithm") != "AEAD_AES_256_GCM":
+            return Verdict(pch.REJECTED, "unsupported_algorithm")
+        plain = pc.wechat_decrypt_resource(config.api_v3_key, resource["nonce"], resource.get("associated_data", ""),
+                                           resource["ciphertext"])
+        transaction = json.loads(plain)
+        out_trade_no = str(transaction["out_trade_no"])
+        amount = int(transaction["amount"]["total"])
+    except (ValueError, KeyError, TypeError):
+        return Verdict(pch.REJECTED, "malformed_resource")
+    said = {"out_trade_no": out_trade_no, "notification_id": str(envelope.get("id", "")),
+            "transaction_id": str(transaction.get("transaction_id", "")), "amount": amount}
+    if transaction.get("mchid") != config.mchid or transaction.get("appid") != config.appid:
+        return Verdict(pch.REJECTED, "merchant_mismatch", **said)
+    if envelope.get("event_type") != "TRANSACTION.SUCCESS" or transaction.get("trade_state") != "SUCCESS":
+        return Verdict(pch.IGNORED, f"trade_state_{str(transaction.get('trade_state', '')).lower()}"[:64], **said)
+    if transaction.get("amount", {}).get("currency", "CNY") != "CNY":
+        return Verdict(pch.REJECTED, "currency_mismatch", **said)
+    return Verdict(pch.PAID, "verified", **said)
+
+
+def verify_alipay(config: AlipayConfig, body: bytes, now: datetime) -> Verdict:
+    try:
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+    except (UnicodeDecodeError, ValueError):
+        return Verdict(pch.REJECTED, "malformed_body")
+    said = {"out_trade_no": params.get("out_trade_no", ""), "notification_id": params.get("notify_id", ""),
+            "transaction_id": params.get("trade_no", ""), "amount": pc.fen_of_yuan(params.get("total_amount", ""))}
+    if params.get("sign_type") != "RSA2" or not params.get("sign"):
+        return Verdict(pch.REJECTED, "missing_signature", **said)
+    alipay_key, _ = pc.load_public_key(config.alipay_public_key_pem)
+    if not pc.alipay_verify(alipay_key, params):
+        return Verdict(pch.REJECTED, "bad_signature", **said)
+    if params.get("app_id") != config.app_id:
+        return Verdict(pch.REJECTED, "merchant_mismatch", **said)
+    try:
+        sent_at = datetime.strptime(params.get("notify_time", ""), "%Y-%m-%d %H:%M:%S").replace(tzinfo=providers.BEIJING)
+    except ValueError:
+        return Verdict(pch.REJECTED, "stale_timestamp", **said)
+    if not _fresh(sent_at, now):
+        return Verdict(pch.REJECTED, "stale_timestamp", **said)
+    if said["amount"] is None:
+        return Verdict(pch.REJECTED, "malformed_amount", **said)
+    if params.get("trade_status") not in ALIPAY_SUCCESS_STATES:
+        return Verdict(pch.IGNORED, f"trade_status_{params.get('trade_status', '').lower()}"[:64], **said)
+    return Verdict(pch.PAID, "verified", **said)
+
+
+def _reply(channel: str, verdict: Verdict) -> NotificationReply:
+    """What the provider expects: WeChat 204 (or 4xx with {code, message}); Alipay `success` / `failure`."""
+    if channel == ALIPAY:
+        return NotificationReply(200, "text/plain", b"success" if verdict.acknowledged else b"failure",
+                                 verdict.verdict)
+    if verdict.acknowledged:
+        return NotificationReply(204, "", b"", verdict.verdict)
+    body = json.dumps({"code": "FAIL", "message": verdict.reason}).encode()
+    return NotificationReply(400 if verdict.reason != "internal_error" else 500, "application/json", body,
+                             verdict.verdict)
+
+
+def handle_notification(db: Database, channel: str, headers: dict[str, str], body: bytes,
+                        account_id: str) -> NotificationReply:
+    """Verify a provider notification; pay the order exactly once; record and answer every notification."""
+    channel = channel.strip()
+    if channel not in pch.PROVIDER_CHANNELS:
+        return _finish(db, channel, account_id, None, Verdict(pch.REJECTED, "unknown_channel"))
+    with db.unit_of_work() as uow:
+        row = channel_by_account(uow, account_id, channel) if account_id else None
+    if row is None:
+        return _finish(db, channel, account_id, None, Verdict(pch.REJECTED, "unknown_account"))
+    tenant = Caller(row.merchant_id, row.mode, staff_id=f"provider:{channel}", role="system")
+    with context.bound(caller=tenant):
+        config = _load_config(row)
+        now = db.clock()
+        verdict = (verify_wechat(config, headers, body, now) if isinstance(config, WechatPayConfig)
+                   else verify_alipay(config, body, now))
+        if verdict.verdict != pch.PAID:
+            return _finish(db, channel, account_id, tenant, verdict)
+        return _settle(db, tenant, channel, account_id, verdict)
+
+
+def _settle(db: Database, tenant: Caller, channel: str, account_id: str, verdict: Verdict) -> NotificationReply:
+    """A verified success: a channel test is confirmed; an order is paid if the amount is its payable amount."""
+    if verdict.out_trade_no.startswith(CHANNEL_TEST_PREFIX):
+        ok = verdict.amount == CHANNEL_TEST_AMOUNT
+        return _finish(db, channel, account_id, tenant, Verdict(
+            pch.TEST_VERIFIED if ok else pch.REJECTED, "verified" if ok else "amount_mismatch",
+            verdict.out_trade_no, verdict.notification_id, verdict.transaction_id, verdict.amount))
+    with db.unit_of_work() as uow:
+        repo = OrdersRepository(uow, tenant)
+        order = repo.get_order(verdict.out_trade_no)
+        if order is None:
+            outcome = Verdict(pch.REJECTED, "unknown_order", *_said(verdict))
+        elif verdict.amount != order.payable_amount:
+            outcome = Verdict(pch.REJECTED, "amount_mismatch", *_said(verdict))
+        elif record_payment(uow, repo, tenant, order, channel, f"provider:{channel}",
+                            verdict.transaction_id) is not None:
+            outcome = verdict
+        elif _paid_through(repo.get_order(order.id), channel):
+            # Re-read: the order read above may predate a concurrent delivery of this same notification.
+            outcome = Verdict(pch.DUPLICATE, "already_paid", *_said(verdict))
+        else:
+            order = repo.get_order(order.id) or order
+            # Money arrived for an order that is cancelled or paid another way: acknowledged (the provider
+            # holds the money either way), recorded, and logged loudly so it is refunded.
+            outcome = Verdict(pch.NOT_PAYABLE, f"order_{order.status}"[:64], *_said(verdict))
+            log.error("payment notified for an order that cannot be paid",
+                      extra={"order_id": order.id, "status": order.status, "channel": channel})
+        _record(uow, tenant, channel, account_id, outcome)
+        uow.commit()
+    if outcome.verdict == pch.PAID:
+        metrics.ORDERS_PAID.labels(tenant.mode, channel).inc()
+    return _answer(channel, outcome)
+
+
+def _paid_through(order: Order | None, channel: str) -> bool:
+    return order is not None and order.channel == channel and order.paid_at is not None
+
+
+def _said(verdict: Verdict) -> tuple[str, str, str, int | None]:
+    return verdict.out_trade_no, verdict.notification_id, verdict.transaction_id, verdict.amount
+
+
+def _record(uow: Any, tenant: Caller | None, channel: str, account_id: str, verdict: Verdict) -> None:
+    record_notification(
+        uow, merchant_id=tenant.merchant_id if tenant else "", mode=tenant.mode if tenant else "",
+        channel=channel[:16], account_id=account_id, out_trade_no=verdict.out_trade_no,
+        notification_id=verdict.notification_id, transaction_id=verdict.transaction_id, amount=verdict.amount,
+        verdict=verdict.verdict, reason=verdict.reason)
+
+
+def _finish(db: Database, channel: str, account_id: str, tenant: Caller | None, verdict: Verdict) -> NotificationReply:
+    with db.unit_of_work() as uow:
+        _record(uow, tenant, channel, account_id, verdict)
+        uow.commit()
+    return _answer(channel, verdict)
+
+
+def _answer(channel: str, verdict: Verdict) -> NotificationReply:
+    metrics.PAYMENT_NOTIFICATIONS.labels(channel if channel in pch.PROVIDER_CHANNELS else "unknown",
+                                         verdict.verdict).inc()
+    level = logging.WARNING if verdict.verdict == pch.REJECTED else logging.INFO
+    log.log(level, "payment notification", extra={"channel": channel, "verdict": verdict.verdict,
+                                                  "reason": verdict.reason, "order_id": verdict.out_trade_no})
+    return _reply(channel, verdict)
+
+
+# --- channel test (模拟支付)
+
+
+def run_channel_test(db: Database, settings: PaymentSettings, caller: Caller, channel: str) -> tuple[str, list[TestStep]]:
+    """A 1-fen payment through the provider and back through the notification path, step by step."""
+    channel = pch.require_provider_channel(channel)
+    out_trade_no = ids.new_id(CHANNEL_TEST_PREFIX.rstrip("_"))
+    steps: list[TestStep] = []
+    try:
+        account_id, config = _configured(db, caller, channel)
+    except errors.PaymentChannelNotConfigured as error:
+        return out_trade_no, [TestStep("configured", False, error.message)]
+    steps.append(TestStep("configured", True, f"{channel} account {config.account_ref}"))
+    if not settings.simulator_url:
+        steps.append(TestStep("signed", False, "no payment simulator configured (WEIKA_PAYSIM_URL)"))
+        return out_trade_no, steps
+    try:
+        prompt = _ask_provider(settings, caller, channel, account_id, config, out_trade_no, "Weika channel test",
+                               CHANNEL_TEST_AMOUNT, db.clock())
+    except (errors.PaymentProviderRefused, errors.PaymentProviderUnavailable) as error:
+        steps.append(TestStep("signed", False, error.message))
+        return out_trade_no, steps
+    steps.append(TestStep("signed", True, "the provider accepted our signed 1-fen order and its answer's "
+                          f"signature verified ({prompt.code_url or prompt.qr_code})"))
+    try:
+        delivery = providers.simulate_customer_payment(settings.simulator_url, channel, out_trade_no)
+    except (errors.PaymentProviderRefused, errors.PaymentProviderUnavailable) as error:
+        steps.append(TestStep("notified", False, error.message))
+        return out_trade_no, steps
+    deliveries = delivery.get("deliveries") or [{}]
+    reached = all(d.get("delivered") for d in deliveries)
+    steps.append(TestStep("notified", reached, f"notification sent to {notify_url(settings, channel, account_id)}: "
+                          + ", ".join(f"HTTP {d.get('status')}" for d in deliveries)))
+    with db.unit_of_work() as uow:
+        seen = PaymentsRepository(uow, caller).notifications(out_trade_no)
+    verified = [n for n in seen if n.verdict == pch.TEST_VERIFIED]
+    if verified:
+        steps.append(TestStep("verified", True, "signature, merchant and amount verified"))
+    else:
+        why = ", ".join(n.reason for n in seen) or "no notification arrived"
+        steps.append(TestStep("verified", False, why))
+    return out_trade_no, steps
