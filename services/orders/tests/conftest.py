@@ -269,7 +269,7 @@ class Harness:
             server.stop(0)
             # The kit caches one channel per target; a later test's server on a reused port must not inherit
             # this one's channel stuck in reconnect backoff.
-            grpc_client._channels.pop(f"127.0.0.1:{server.port}", None)
+            grpc_client.forget(f"127.0.0.1:{server.port}")
         self.db.dispose()
 
 

@@ -63,6 +63,14 @@ def call(method: Callable[..., Any], request: Any, *, timeout_s: float = 10.0) -
         raise RemoteError.from_rpc_error(error) from None
 
 
+def forget(target: str) -> None:
+    """Drop the shared channel to `target` (a server that went away; the next call dials afresh)."""
+    with _lock:
+        ch = _channels.pop(target, None)
+    if ch is not None:
+        ch.close()
+
+
 def close_all() -> None:
     with _lock:
         for ch in _channels.values():
