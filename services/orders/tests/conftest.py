@@ -49,6 +49,11 @@ COUPON_RULE = catalog_pb2.CouponRule(
     validity=catalog_pb2.Validity(mode="fixed", starts_at=to_timestamp(datetime(2025, 6, 1, tzinfo=UTC)),
                                   ends_at=to_timestamp(datetime(2025, 6, 30, tzinfo=UTC))))
 
+RATE_RULE = catalog_pb2.CouponRule(
+    face_value=0, threshold=0, redeem_methods=["code"], discount_rate=8500, max_discount=3000,
+    usage_windows=[catalog_pb2.UsageWindow(weekdays=[1, 2, 3, 4, 5], start_hour=14, end_hour=17)],
+    validity=catalog_pb2.Validity(mode="relative", days=30))
+
 
 @dataclass
 class FakeProduct:
@@ -69,6 +74,7 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
             FakeProduct("prd_coupon", "50元代金券（满200可用）", "coupon", 4500, 100, coupon=COUPON_RULE),
             FakeProduct("prd_tea", "Jasmine tea", "physical", 12000, None, category_id="cat_retail"),
             FakeProduct("prd_rare", "Limited mug", "physical", 3000, 1, category_id="cat_retail"),
+            FakeProduct("prd_rate", "8.5折 afternoon tea", "coupon", 1000, 100, coupon=RATE_RULE),
         )}
         self.reservations: dict[str, list[catalog_pb2.ReservedLine]] = {}
         self.stock_taken: dict[str, int] = {}  # order id -> times stock was actually taken for it

@@ -52,6 +52,8 @@ def terms_to_json(terms: CouponTerms | None) -> str | None:
         "validity_days": terms.validity_days, "starts_after_days": terms.starts_after_days,
         "starts_at": terms.starts_at.isoformat() if terms.starts_at else None,
         "ends_at": terms.ends_at.isoformat() if terms.ends_at else None,
+        "discount_rate": terms.discount_rate, "max_discount": terms.max_discount,
+        "usage_windows": [[list(days), start, end] for days, start, end in terms.usage_windows],
     })
 
 
@@ -64,7 +66,10 @@ def terms_from_json(raw: str | None) -> CouponTerms | None:
         redeem_methods=tuple(data["redeem_methods"]), validity_mode=data["validity_mode"],
         validity_days=data["validity_days"], starts_after_days=data["starts_after_days"],
         starts_at=datetime.fromisoformat(data["starts_at"]) if data["starts_at"] else None,
-        ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None)
+        ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None,
+        # Orders stored before discount rates and usage windows existed have neither.
+        discount_rate=data.get("discount_rate", 0), max_discount=data.get("max_discount", 0),
+        usage_windows=tuple((tuple(days), start, end) for days, start, end in data.get("usage_windows", [])))
 
 
 def _discounts_to_json(discounts: list[Discount]) -> str:

@@ -83,7 +83,9 @@ def _terms(rule: catalog_pb2.CouponRule) -> CouponTerms:
         redeem_methods=tuple(rule.redeem_methods), validity_mode=v.mode, validity_days=v.days,
         starts_after_days=v.starts_after_days,
         starts_at=from_timestamp(v.starts_at, present=v.HasField("starts_at")),
-        ends_at=from_timestamp(v.ends_at, present=v.HasField("ends_at")))
+        ends_at=from_timestamp(v.ends_at, present=v.HasField("ends_at")),
+        discount_rate=rule.discount_rate, max_discount=rule.max_discount,
+        usage_windows=tuple((tuple(w.weekdays), w.start_hour, w.end_hour) for w in rule.usage_windows))
 
 
 class CatalogClient:

@@ -175,6 +175,10 @@ class CouponTerms:
     starts_after_days: int
     starts_at: datetime | None
     ends_at: datetime | None
+    discount_rate: int = 0  # basis points; 0 = a face-value coupon
+    max_discount: int = 0  # fen; 0 = no cap
+    # (weekdays, start_hour, end_hour) windows in which the coupon may be redeemed; empty = any time
+    usage_windows: tuple[tuple[tuple[int, ...], int, int], ...] = ()
 
 
 @dataclass(frozen=True)

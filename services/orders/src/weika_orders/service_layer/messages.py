@@ -16,7 +16,10 @@ def _terms(terms: CouponTerms | None) -> events.CouponTerms | None:
         face_value=terms.face_value, threshold=terms.threshold, store_ids=list(terms.store_ids),
         redeem_methods=list(terms.redeem_methods), validity_mode=terms.validity_mode,
         validity_days=terms.validity_days, starts_after_days=terms.starts_after_days,
-        starts_at=to_timestamp(terms.starts_at), ends_at=to_timestamp(terms.ends_at))
+        starts_at=to_timestamp(terms.starts_at), ends_at=to_timestamp(terms.ends_at),
+        discount_rate=terms.discount_rate, max_discount=terms.max_discount,
+        usage_windows=[events.CouponUsageWindow(weekdays=list(days), start_hour=start, end_hour=end)
+                       for days, start, end in terms.usage_windows])
 
 
 def _lines(lines: list[OrderLine]) -> list[events.OrderLine]:
