@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SERVICES := catalog orders redemption marketing analytics gateway
+# Every package under services/ (each has its own pyproject.toml).
+SERVICES := $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 PROTOS := $(shell find proto -name '*.proto')
 STAMP := $(VENV)/.installed
 
@@ -16,7 +17,7 @@ $(STAMP): requirements.txt constraints.txt $(wildcard libs/*/pyproject.toml serv
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
 	$(MAKE) --no-print-directory proto
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt \
-		-e libs/weika-contracts -e libs/weika-kit $(foreach s,$(SERVICES),$(if $(wildcard services/$(s)/pyproject.toml),-e services/$(s)))
+		-e libs/weika-contracts -e libs/weika-kit $(foreach s,$(SERVICES),-e services/$(s))
 	touch $@
 
 proto: libs/weika-contracts/weika/.generated
