@@ -105,6 +105,25 @@ def test_coupon_is_bought_paid_issued_redeemed_and_counted(platform):
                     "redemption_rate": 0.5}
 
 
+def test_a_multi_use_coupon_is_redeemed_exactly_its_number_of_uses(platform, shop):
+    api, store = shop["api"], shop["stores"][0]
+    resp = api.post("/v1/products", json={
+        "kind": "coupon", "name": "次卡 3 coffees", "category_id": shop["category"]["id"], "price": 3000,
+        "stock": {"mode": "unlimited"},
+        "coupon": {"face_value": 1000, "threshold": 0, "store_ids": [], "redeem_methods": ["code"], "max_uses": 3,
+                   "validity": {"mode": "relative", "days": 30}}})
+    assert resp.status_code == 201 and resp.json()["coupon"]["max_uses"] == 3, resp.text
+    order = buy(api, resp.json()["id"], 1).json()
+    assert api.post(f"/v1/orders/{order['id']}/pay", json={"channel": "simulated"}).status_code == 200
+    code = eventually(lambda: (d := api.get("/v1/coupons", params={"order_id": order["id"]}).json()["data"])
+                      and d[0]["code"])
+
+    answers = [api.post("/v1/redemptions", json={"code": code, "store_id": store["id"]}) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201, 409]
+    assert answers[3].json()["error"]["code"] == "coupon_already_redeemed"
+
+
 def test_same_idempotency_key_returns_the_same_order_and_refuses_another_body(shop):
     api, product_id = shop["api"], shop["product"]["id"]
     first = buy(api, product_id, 1, key="replayed-key")

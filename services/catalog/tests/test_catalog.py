@@ -138,3 +138,14 @@ def test_200_concurrent_buyers_of_50_units_on_postgres_get_exactly_50(fresh_post
     with db.engine.connect() as conn:
         moves = conn.execute(select(tables.stock_moves).where(tables.stock_moves.c.reason == "reserved")).all()
     assert len(moves) == 50
+
+
+def test_a_multi_use_coupon_keeps_its_number_of_uses_and_refuses_nonsense(db):
+    from dataclasses import replace
+
+    product = new_coupon(db, rule=replace(coupon_rule(), max_uses=10))
+    assert services.get_product(db, SHOP, product.id).coupon.max_uses == 10
+    for wrong in (0, 101):
+        with pytest.raises(errors.InvalidProduct) as refused:
+            new_coupon(db, rule=replace(coupon_rule(), max_uses=wrong))
+        assert refused.value.details == {"field": "coupon.max_uses"}

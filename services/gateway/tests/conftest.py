@@ -62,6 +62,8 @@ class FakeClients:
     orders: dict[tuple[str, str, str], orders_pb2.Order] = field(default_factory=dict)
     orders_by_key: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     coupons: dict[str, list[redemption_pb2.Coupon]] = field(default_factory=dict)
+    # RedemptionService method name -> its answer, or a function of the request giving it
+    redemption_answers: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, method: str, error: Exception) -> None:
@@ -169,6 +171,11 @@ class FakeClients:
         return redemption_pb2.Redemption(
             id=ids.new_id("rdm"), coupon_id="cpn_1", store_id=request.store_id, operator_id=caller.staff_id,
             order_amount=request.order_amount, face_value=2000, redeemed_at=to_timestamp(NOW))
+
+    def redemption(self, caller: Caller, method: str, request: Any) -> Any:
+        self._record(f"redemption.{method}", caller, request)
+        answer = self.redemption_answers.get(method)
+        return answer(request) if callable(answer) else answer
 
     def get_overview(self, caller: Caller, request: analytics_pb2.GetOverviewRequest) -> analytics_pb2.Overview:
         self._record("get_overview", caller, request)

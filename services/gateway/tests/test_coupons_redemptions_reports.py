@@ -44,7 +44,8 @@ def test_a_coupon_has_the_documented_fields_with_nulls_for_unset_ones(client, me
         "customer_id": "cus_1", "face_value": 2000, "threshold": 10000, "store_ids": ["sto_1"],
         "redeem_methods": ["qr", "code"], "valid_from": "2026-06-18T00:00:00Z",
         "valid_until": "2026-07-18T00:00:00Z", "issued_at": "2026-06-18T08:00:05Z", "redeemed_at": None,
-        "redeemed_store_id": None}
+        "redeemed_store_id": None, "redeemed_by": None, "uses_total": 0, "uses_left": 0, "usage_windows": [],
+        "qr_payload": None}
 
 
 def test_a_coupon_is_redeemed_at_the_callers_store(client, merchant, make_store, fake):

@@ -50,7 +50,7 @@ COUPON_RULE = catalog_pb2.CouponRule(
                                   ends_at=to_timestamp(datetime(2025, 6, 30, tzinfo=UTC))))
 
 RATE_RULE = catalog_pb2.CouponRule(
-    face_value=0, threshold=0, redeem_methods=["code"], discount_rate=8500, max_discount=3000,
+    face_value=0, threshold=0, redeem_methods=["code"], discount_rate=8500, max_discount=3000, max_uses=4,
     usage_windows=[catalog_pb2.UsageWindow(weekdays=[1, 2, 3, 4, 5], start_hour=14, end_hour=17)],
     validity=catalog_pb2.Validity(mode="relative", days=30))
 

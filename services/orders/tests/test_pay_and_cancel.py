@@ -37,7 +37,7 @@ def test_paying_in_test_mode_emits_exactly_one_order_paid_with_the_coupon_terms(
     assert [h.to_status for h in harness.rows("order_history", order_id=order.id)] == ["pending_payment", "paid"]
 
 
-def test_discount_rate_and_usage_windows_travel_with_the_coupon_terms(harness):
+def test_discount_rate_usage_windows_and_uses_travel_with_the_coupon_terms(harness):
     order = harness.create(items=(("prd_rate", 1),))
 
     harness.pay(order.id)
@@ -47,6 +47,7 @@ def test_discount_rate_and_usage_windows_travel_with_the_coupon_terms(harness):
     assert (terms.discount_rate, terms.max_discount, terms.validity_mode, terms.validity_days) == \
         (8500, 3000, "relative", 30)
     assert [(list(w.weekdays), w.start_hour, w.end_hour) for w in terms.usage_windows] == [([1, 2, 3, 4, 5], 14, 17)]
+    assert terms.max_uses == 4
 
 
 def test_simulated_payment_in_live_mode_is_refused(harness, callers):

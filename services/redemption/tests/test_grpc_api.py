@@ -83,3 +83,29 @@ def test_a_call_without_caller_metadata_is_unauthenticated(stub):
     with pytest.raises(grpc.RpcError) as caught:
         stub.RedeemCoupon(pb.RedeemCouponRequest(code="x", store_id="sto_a"))
     assert RemoteError.from_rpc_error(caught.value).code == "caller_required"
+
+
+def test_qr_redemption_reversal_settings_and_lists_over_grpc(db, stub, clock, pay, make):
+    paid = pay(make.coupon_line(max_uses=2))
+    [listed] = stub.ListCoupons(pb.ListCouponsRequest(order_id=paid.order_id), metadata=OWNER.to_metadata()).coupons
+    assert (listed.uses_total, listed.uses_left) == (2, 2)
+    fetched = stub.GetCoupon(pb.GetCouponRequest(coupon_id=listed.id), metadata=OWNER.to_metadata())
+    assert (fetched.code, fetched.qr_payload) == (listed.code, listed.qr_payload)
+    assert remote_error(stub.GetCoupon, pb.GetCouponRequest(coupon_id=listed.id),
+                        Caller("mch_rival", "live")).code == "coupon_not_found"
+
+    redemption = stub.RedeemCoupon(pb.RedeemCouponRequest(qr_payload=listed.qr_payload, store_id="sto_a",
+                                                          device_id="till-9"), metadata=OWNER.to_metadata())
+    assert redemption.device_id == "till-9"
+    stub.UpdateRedemptionSettings(pb.RedemptionSettings(reversal_window_minutes=10), metadata=OWNER.to_metadata())
+    assert stub.GetRedemptionSettings(pb.GetRedemptionSettingsRequest(),
+                                      metadata=OWNER.to_metadata()).reversal_window_minutes == 10
+    clock.advance(minutes=11)
+    late = remote_error(stub.ReverseRedemption, pb.ReverseRedemptionRequest(redemption_id=redemption.id, reason="x"),
+                        OWNER)
+    assert (late.status, late.code) == (grpc.StatusCode.FAILED_PRECONDITION, "reversal_window_passed")
+
+    page = stub.ListRedemptions(pb.ListRedemptionsRequest(store_id="sto_a"), metadata=OWNER.to_metadata())
+    assert [r.id for r in page.redemptions] == [redemption.id]
+    attempts = stub.ListRedemptionAttempts(pb.ListRedemptionsRequest(), metadata=OWNER.to_metadata()).attempts
+    assert [(a.result, a.device_id, len(a.code_fingerprint)) for a in attempts] == [("ok", "till-9", 12)]

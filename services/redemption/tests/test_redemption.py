@@ -91,7 +91,7 @@ def test_second_redemption_of_same_code_is_refused_with_when_and_where_it_was_us
     assert isinstance(refused, Conflict)
     assert refused.code == "coupon_already_redeemed"
     assert refused.details == {"coupon_id": first.coupon_id, "redeemed_at": first.redeemed_at.isoformat(),
-                               "store_id": "sto_a"}
+                               "store_id": "sto_a", "operator_id": "stf_clerk", "uses_total": 1}
 
 
 def test_unknown_code_is_refused_as_not_found_and_the_attempt_is_recorded(db, issue_code, make):

@@ -46,7 +46,10 @@ def channel(service_or_target: str) -> grpc.Channel:
         if target not in _channels:
             # round_robin over every address the name resolves to (a headless Service gives one per pod).
             raw = grpc.insecure_channel(target, options=[("grpc.keepalive_time_ms", 30000),
-                                                         ("grpc.lb_policy_name", "round_robin")])
+                                                         ("grpc.lb_policy_name", "round_robin"),
+                                                         # product images (5 MiB) exceed the 4 MiB default
+                                                         ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                                                         ("grpc.max_send_message_length", 8 * 1024 * 1024)])
             _channels[target] = grpc.intercept_channel(raw, _ContextInterceptor())
         return _channels[target]
 

@@ -72,7 +72,10 @@ class GrpcServer:
             interceptors=[ServerInterceptor(service)],
             # Clients re-resolve and spread over replicas when connections age out (Kubernetes Services).
             options=[("grpc.so_reuseport", 0), ("grpc.max_connection_age_ms", 300_000),
-                     ("grpc.max_connection_age_grace_ms", 30_000)],
+                     ("grpc.max_connection_age_grace_ms", 30_000),
+                     # above the 4 MiB default: product images (5 MiB) travel in one message
+                     ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                     ("grpc.max_send_message_length", 8 * 1024 * 1024)],
         )
         for register in registrations:
             register(self.server)

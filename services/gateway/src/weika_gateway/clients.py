@@ -83,6 +83,10 @@ class ServiceClients(Protocol):
     def redeem_coupon(self, caller: Caller,
                       request: redemption_pb2.RedeemCouponRequest) -> redemption_pb2.Redemption: ...
 
+    def redemption(self, caller: Caller, method: str, request: Any) -> Any:
+        """Any other RedemptionService RPC by name (e.g. "CheckCoupon"), request and answer its messages."""
+        ...
+
     def get_overview(self, caller: Caller, request: analytics_pb2.GetOverviewRequest) -> analytics_pb2.Overview: ...
 
     def health(self, service: str, timeout_s: float) -> str:
@@ -199,6 +203,9 @@ class GrpcServiceClients:
     def redeem_coupon(self, caller: Caller,
                       request: redemption_pb2.RedeemCouponRequest) -> redemption_pb2.Redemption:
         return self._call(caller, "redemption", redemption_pb2_grpc.RedemptionServiceStub, "RedeemCoupon", request)
+
+    def redemption(self, caller: Caller, method: str, request: Any) -> Any:
+        return self._call(caller, "redemption", redemption_pb2_grpc.RedemptionServiceStub, method, request)
 
     def get_overview(self, caller: Caller, request: analytics_pb2.GetOverviewRequest) -> analytics_pb2.Overview:
         return self._call(caller, "analytics", analytics_pb2_grpc.AnalyticsServiceStub, "GetOverview", request)

@@ -74,7 +74,8 @@ def coupon_rule(message: catalog_pb2.CouponRule) -> Json:
             "validity": validity(message.validity),
             "discount_rate": int(message.discount_rate) or None, "max_discount": int(message.max_discount) or None,
             "usage_windows": [{"weekdays": list(w.weekdays), "start_hour": int(w.start_hour),
-                               "end_hour": int(w.end_hour)} for w in message.usage_windows]}
+                               "end_hour": int(w.end_hour)} for w in message.usage_windows],
+            "max_uses": int(message.max_uses) or 1}
 
 
 def product(message: catalog_pb2.Product) -> Json:
@@ -89,8 +90,16 @@ def product(message: catalog_pb2.Product) -> Json:
         "physical": {"weight_grams": int(message.physical.weight_grams), "spec": message.physical.spec}
         if message.HasField("physical") else None,
         "purchase_limit": int(message.purchase_limit) or None,
+        "images": [product_image(i) for i in message.images],
         "created_at": ts(message, "created_at"), "updated_at": ts(message, "updated_at"),
     }
+
+
+def product_image(message: catalog_pb2.ProductImage) -> Json:
+    """Metadata; the bytes are served at `url`."""
+    return {"id": message.id, "url": f"/v1/products/{message.product_id}/images/{message.id}",
+            "content_type": message.content_type, "size": int(message.size),
+            "width": int(message.width) or None, "height": int(message.height) or None}
 
 
 def virtual_spec(message: catalog_pb2.VirtualSpec) -> Json:
@@ -157,13 +166,27 @@ def coupon(message: redemption_pb2.Coupon) -> Json:
         "valid_from": ts(message, "valid_from"), "valid_until": ts(message, "valid_until"),
         "issued_at": ts(message, "issued_at"), "redeemed_at": ts(message, "redeemed_at"),
         "redeemed_store_id": text_or_none(message.redeemed_store_id),
+        "redeemed_by": text_or_none(message.redeemed_by),
+        "uses_total": int(message.uses_total), "uses_left": int(message.uses_left),
+        "usage_windows": [{"weekdays": list(w.weekdays), "start_hour": w.start_hour, "end_hour": w.end_hour}
+                          for w in message.usage_windows],
+        "qr_payload": text_or_none(message.qr_payload),
     }
 
 
 def redemption(message: redemption_pb2.Redemption) -> Json:
     return {"id": message.id, "coupon_id": message.coupon_id, "store_id": message.store_id,
             "operator_id": text_or_none(message.operator_id), "order_amount": int(message.order_amount),
-            "face_value": int(message.face_value), "redeemed_at": ts(message, "redeemed_at")}
+            "face_value": int(message.face_value), "redeemed_at": ts(message, "redeemed_at"),
+            "device_id": text_or_none(message.device_id), "reversed_at": ts(message, "reversed_at"),
+            "reversed_by": text_or_none(message.reversed_by),
+            "reversal_reason": text_or_none(message.reversal_reason)}
+
+
+def redemption_attempt(message: redemption_pb2.RedemptionAttempt) -> Json:
+    return {"id": int(message.id), "coupon_id": text_or_none(message.coupon_id), "store_id": message.store_id,
+            "operator_id": text_or_none(message.operator_id), "device_id": text_or_none(message.device_id),
+            "result": message.result, "at": ts(message, "at"), "code_fingerprint": message.code_fingerprint}
 
 
 def overview(message: analytics_pb2.Overview, start: datetime | None, end: datetime | None) -> Json:

@@ -27,6 +27,7 @@ def rule_to_dict(rule: CouponRule) -> dict[str, Any]:
         "discount_rate": rule.discount_rate, "max_discount": rule.max_discount,
         "usage_windows": [{"weekdays": list(w.weekdays), "start_hour": w.start_hour, "end_hour": w.end_hour}
                           for w in rule.usage_windows],
+        "max_uses": rule.max_uses,
     }
 
 
@@ -47,7 +48,8 @@ def rule_from_json(raw: str | None) -> CouponRule | None:
                     for w in data.get("usage_windows", ()))
     return CouponRule(data["face_value"], data["threshold"], tuple(data["store_ids"]),
                       tuple(data["redeem_methods"]), validity, discount_rate=data.get("discount_rate", 0),
-                      max_discount=data.get("max_discount", 0), usage_windows=windows)
+                      max_discount=data.get("max_discount", 0), usage_windows=windows,
+                      max_uses=data.get("max_uses", 1))
 
 
 def details_to_json(product: Product) -> str | None:
@@ -412,6 +414,53 @@ class CatalogRepository:
 
     def category_ids(self) -> set[str]:
         return set(self.uow.execute(select(t.categories.c.id).where(self._mine(t.categories))).scalars())
+
+    # product images
+
+    def lock_product(self, product_id: str) -> bool:
+        """Touch the product's row, which locks it until commit: a product's image changes run one at a time
+        (PostgreSQL row lock, SQLite write lock), so count-then-insert cannot exceed the limit."""
+        result = self.uow.execute(update(t.products).where(t.products.c.id == product_id, self._mine(t.products))
+                                  .values(updated_at=self.uow.now()))
+        return result.rowcount == 1
+
+    _IMAGE_META = (t.product_images.c.id, t.product_images.c.product_id, t.product_images.c.content_type,
+                   t.product_images.c.size, t.product_images.c.width, t.product_images.c.height,
+                   t.product_images.c.sha256, t.product_images.c.position, t.product_images.c.created_at)
+
+    def images_of(self, product_ids: list[str]) -> list[Row[Any]]:
+        """Metadata (not the bytes) of the products' images, by product then position."""
+        if not product_ids:
+            return []
+        c = t.product_images.c
+        return list(self.uow.execute(select(*self._IMAGE_META).where(
+            c.product_id.in_(product_ids), self._mine(t.product_images)).order_by(c.product_id, c.position, c.id)))
+
+    def image_by_sha256(self, product_id: str, sha256: str) -> Row[Any] | None:
+        c = t.product_images.c
+        return self.uow.execute(select(*self._IMAGE_META).where(
+            c.product_id == product_id, c.sha256 == sha256, self._mine(t.product_images))).first()
+
+    def get_image(self, product_id: str, image_id: str, *, with_bytes: bool) -> Row[Any] | None:
+        c = t.product_images.c
+        columns = (*self._IMAGE_META, c.bytes) if with_bytes else self._IMAGE_META
+        return self.uow.execute(select(*columns).where(
+            c.id == image_id, c.product_id == product_id, self._mine(t.product_images))).first()
+
+    def image_count_and_last_position(self, product_id: str) -> tuple[int, int]:
+        c = t.product_images.c
+        count, last = self.uow.execute(select(func.count(), func.max(c.position)).where(
+            c.product_id == product_id, self._mine(t.product_images))).one()
+        return int(count), -1 if last is None else int(last)
+
+    def add_image(self, row: dict[str, Any]) -> None:
+        self.uow.execute(insert(t.product_images).values(merchant_id=self.merchant_id, mode=self.mode, **row))
+
+    def delete_image(self, product_id: str, image_id: str) -> bool:
+        c = t.product_images.c
+        result = self.uow.execute(delete(t.product_images).where(
+            c.id == image_id, c.product_id == product_id, self._mine(t.product_images)))
+        return result.rowcount == 1
 
 
 def _case_delivered(quantity_column: Any, delivered: int) -> Any:

@@ -7,6 +7,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -152,4 +153,24 @@ import_jobs = Table(
     Column("rows", Integer, nullable=False),
     Column("errors", Text, nullable=True),  # JSON list of {row, column, message}
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Product images live in the database every replica shares (no file system state); one copy of given bytes
+# per product (sha256), and a product's row is locked while its images change, so the 10-image limit holds.
+product_images = Table(
+    "product_images", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("product_id", String(40), ForeignKey("products.id"), nullable=False),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("bytes", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("width", Integer, nullable=False, default=0),
+    Column("height", Integer, nullable=False, default=0),
+    Column("position", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("product_id", "sha256", name="uq_product_images_sha256"),
+    Index("ix_product_images_tenant", "merchant_id", "mode", "product_id", "position"),
 )

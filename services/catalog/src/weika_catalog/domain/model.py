@@ -13,6 +13,7 @@ REDEEM_METHODS = ("qr", "code")
 VALIDITY_MODES = ("fixed", "relative")
 DELIVERY_MODES = ("card_key", "top_up")
 FULL_PRICE_RATE = 10_000  # discount rates are basis points of the price paid: 8500 = 8.5折
+MAX_COUPON_USES = 100
 MAX_PRICE = 100_000_000_00  # one hundred million yuan, in fen: anything above is a typo
 
 
@@ -77,8 +78,11 @@ class CouponRule:
     discount_rate: int = 0
     max_discount: int = 0
     usage_windows: tuple[UsageWindow, ...] = ()
+    max_uses: int = 1  # 次卡: a coupon redeemable this many times
 
     def validate(self) -> None:
+        if not 1 <= self.max_uses <= MAX_COUPON_USES:
+            raise errors.InvalidProduct(f"max_uses must be 1 to {MAX_COUPON_USES}", details={"field": "coupon.max_uses"})
         if self.discount_rate:
             if self.face_value:
                 raise errors.InvalidProduct("a coupon has a face value or a discount rate, not both",

@@ -7,7 +7,7 @@ from typing import Any
 from weika.catalog.v1 import catalog_pb2 as pb
 from weika.catalog.v1 import catalog_pb2_grpc
 from weika_catalog.domain.model import CouponRule, PhysicalSpec, Product, UsageWindow, Validity, VirtualSpec
-from weika_catalog.service_layer import card_keys, imports, services
+from weika_catalog.service_layer import card_keys, images, imports, services
 from weika_kit.context import require_caller
 from weika_kit.db import Database
 from weika_kit.protos import from_timestamp, to_timestamp
@@ -24,7 +24,8 @@ def rule_to_pb(rule: CouponRule | None) -> pb.CouponRule | None:
                              starts_at=to_timestamp(v.starts_at), ends_at=to_timestamp(v.ends_at)),
         discount_rate=rule.discount_rate, max_discount=rule.max_discount,
         usage_windows=[pb.UsageWindow(weekdays=list(w.weekdays), start_hour=w.start_hour, end_hour=w.end_hour)
-                       for w in rule.usage_windows])
+                       for w in rule.usage_windows],
+        max_uses=rule.max_uses)
 
 
 def rule_from_pb(rule: pb.CouponRule) -> CouponRule:
@@ -36,7 +37,8 @@ def rule_from_pb(rule: pb.CouponRule) -> CouponRule:
                           starts_at=from_timestamp(v.starts_at, present=v.HasField("starts_at")),
                           ends_at=from_timestamp(v.ends_at, present=v.HasField("ends_at"))),
         discount_rate=rule.discount_rate, max_discount=rule.max_discount,
-        usage_windows=tuple(UsageWindow(tuple(w.weekdays), w.start_hour, w.end_hour) for w in rule.usage_windows))
+        usage_windows=tuple(UsageWindow(tuple(w.weekdays), w.start_hour, w.end_hour) for w in rule.usage_windows),
+        max_uses=rule.max_uses or 1)
 
 
 def product_to_pb(p: Product) -> pb.Product:
@@ -60,6 +62,12 @@ def category_to_pb(row: Any) -> pb.Category:
                        created_at=to_timestamp(row.created_at))
 
 
+def image_to_pb(image: images.Image) -> pb.ProductImage:
+    return pb.ProductImage(id=image.id, product_id=image.product_id, content_type=image.content_type,
+                           size=image.size, width=image.width, height=image.height, sha256=image.sha256,
+                           position=image.position, created_at=to_timestamp(image.created_at))
+
+
 def _optional(request: Any, name: str) -> Any:
     return getattr(request, name) if request.HasField(name) else None
 
@@ -67,6 +75,16 @@ def _optional(request: Any, name: str) -> Any:
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, db: Database):
         self.db = db
+
+    def _with_images(self, *products: Product) -> list[pb.Product]:
+        """The products' messages listing their images (one query for all of them)."""
+        found = images.images_of(self.db, require_caller(), [p.id for p in products])
+        messages = []
+        for product in products:
+            message = product_to_pb(product)
+            message.images.extend(image_to_pb(i) for i in found.get(product.id, ()))
+            messages.append(message)
+        return messages
 
     def CreateCategory(self, request: pb.CreateCategoryRequest, context) -> pb.Category:  # noqa: N802
         row = services.create_category(self.db, require_caller(), request.name, request.parent_id)
@@ -101,14 +119,14 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return product_to_pb(services.create_product(self.db, require_caller(), new))
 
     def GetProduct(self, request: pb.GetProductRequest, context) -> pb.Product:  # noqa: N802
-        return product_to_pb(services.get_product(self.db, require_caller(), request.product_id))
+        return self._with_images(services.get_product(self.db, require_caller(), request.product_id))[0]
 
     def ListProducts(self, request: pb.ListProductsRequest, context) -> pb.ListProductsResponse:  # noqa: N802
         where = services.ProductFilter(kind=request.kind, category_id=request.category_id,
                                        on_shelf=_optional(request, "on_shelf"), text=request.text)
         products, next_cursor = services.list_products(self.db, require_caller(), where, limit=request.limit,
                                                        cursor=request.cursor)
-        return pb.ListProductsResponse(products=[product_to_pb(p) for p in products], next_cursor=next_cursor)
+        return pb.ListProductsResponse(products=self._with_images(*products), next_cursor=next_cursor)
 
     def UpdateProduct(self, request: pb.UpdateProductRequest, context) -> pb.Product:  # noqa: N802
         changes = services.ProductChanges(
@@ -117,7 +135,8 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             category_id=_optional(request, "category_id"), purchase_limit=_optional(request, "purchase_limit"),
             low_stock_threshold=_optional(request, "low_stock_threshold"),
             stock_adjustment=request.stock_adjustment, stock_reason=request.stock_reason)
-        return product_to_pb(services.update_product(self.db, require_caller(), request.product_id, changes))
+        return self._with_images(services.update_product(self.db, require_caller(), request.product_id,
+                                                         changes))[0]
 
     def ListStockMoves(self, request: pb.ListStockMovesRequest, context) -> pb.ListStockMovesResponse:  # noqa: N802
         moves, next_cursor = services.list_stock_moves(self.db, require_caller(), request.product_id,
@@ -185,3 +204,19 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     def GetImportErrors(self, request: pb.GetImportErrorsRequest, context) -> pb.FileContent:  # noqa: N802
         return pb.FileContent(filename=f"import-{request.job_id}-errors.xlsx", content_type=imports.XLSX,
                               content=imports.error_report(self.db, require_caller(), request.job_id))
+
+    def AddProductImage(self, request: pb.AddProductImageRequest, context) -> pb.AddProductImageResponse:  # noqa: N802
+        image, created = images.add_image(self.db, require_caller(), request.product_id, request.content,
+                                          request.declared_content_type)
+        return pb.AddProductImageResponse(image=image_to_pb(image), created=created)
+
+    def GetProductImage(self, request: pb.GetProductImageRequest, context) -> pb.ProductImageContent:  # noqa: N802
+        image, content = images.get_image(self.db, require_caller(), request.product_id, request.image_id,
+                                          list(request.if_none_match))
+        return pb.ProductImageContent(image=image_to_pb(image), content=content or b"",
+                                      not_modified=content is None)
+
+    def DeleteProductImage(self, request: pb.DeleteProductImageRequest,  # noqa: N802
+                           context) -> pb.DeleteProductImageResponse:
+        images.delete_image(self.db, require_caller(), request.product_id, request.image_id)
+        return pb.DeleteProductImageResponse()

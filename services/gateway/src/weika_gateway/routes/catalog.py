@@ -7,15 +7,18 @@ import io
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from weika.catalog.v1 import catalog_pb2
 from weika_gateway import serializers
 from weika_gateway.adapters.repository import StoreRepository
 from weika_gateway.auth import api_key_required, current_caller
+from weika_gateway.errors import GatewayError
 from weika_gateway.routes import body_fields, check_stores_known
 from weika_gateway.state import state
 from weika_gateway.validation import INT32_MAX, Fields, invalid
 from weika_kit.context import Caller
+from weika_kit.errors import RemoteError
 from weika_kit.protos import to_timestamp
 
 bp = Blueprint("catalog", __name__, url_prefix="/v1")
@@ -108,6 +111,7 @@ def _coupon_rule(fields: Fields, caller: Caller) -> catalog_pb2.CouponRule:
     windows = [_usage_window(w) for w in fields.objects("usage_windows", max_items=20)] \
         if fields.data.get("usage_windows") is not None else []
     threshold = fields.optional_integer("threshold") or 0
+    max_uses = fields.optional_integer("max_uses", maximum=INT32_MAX) or 1  # 次卡: uses per coupon
     # empty or absent: every store of the merchant
     store_ids = fields.strings("store_ids", max_items=1000)
     redeem_methods = fields.strings("redeem_methods", required=True, max_items=2, max_length=16)
@@ -115,7 +119,7 @@ def _coupon_rule(fields: Fields, caller: Caller) -> catalog_pb2.CouponRule:
     check_stores_known(caller, store_ids)
     return catalog_pb2.CouponRule(face_value=face_value, threshold=threshold, store_ids=store_ids,
                                   redeem_methods=redeem_methods, validity=validity, discount_rate=discount_rate,
-                                  max_discount=max_discount, usage_windows=windows)
+                                  max_discount=max_discount, usage_windows=windows, max_uses=max_uses)
 
 
 def _virtual(fields: Fields) -> catalog_pb2.VirtualSpec:
@@ -340,3 +344,83 @@ def import_products() -> tuple[dict[str, Any], int]:
 def import_errors(job_id: str) -> Response:
     return _xlsx(state().clients.catalog(current_caller(), "GetImportErrors",
                                          catalog_pb2.GetImportErrorsRequest(job_id=job_id)))
+
+
+# Product images: the catalog checks the bytes (magic bytes, size, count); the gateway lets an image-sized body
+# through (the app's limit is 1 MiB) and answers the size refusal with 413.
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+IMAGE_BODY_LIMIT = MAX_IMAGE_BYTES + 64 * 1024  # the multipart envelope around a largest image
+IMAGE_CACHE_CONTROL = "private, max-age=86400"
+
+
+class ImageTooLarge(GatewayError):
+    code = "image_too_large"
+    http_status = 413
+
+
+def _too_large(size: int | None) -> ImageTooLarge:
+    return ImageTooLarge(f"an image may be at most {MAX_IMAGE_BYTES} bytes",
+                         details={"max_bytes": MAX_IMAGE_BYTES, **({"size": size} if size is not None else {})})
+
+
+def _uploaded_image() -> tuple[bytes, str]:
+    """The bytes and the declared type: multipart field `file`, or the raw body with its Content-Type."""
+    request.max_content_length = IMAGE_BODY_LIMIT
+    try:
+        if request.mimetype == "multipart/form-data":
+            upload = request.files.get("file")
+            if upload is None:
+                raise invalid("file", "upload the image as multipart/form-data field `file`", "required")
+            return upload.read(MAX_IMAGE_BYTES + 1), upload.mimetype or ""
+        return request.get_data(cache=False), request.mimetype or ""
+    except RequestEntityTooLarge:
+        raise _too_large(request.content_length) from None
+
+
+@bp.post("/products/<product_id>/images")
+@api_key_required
+def add_product_image(product_id: str) -> tuple[dict[str, Any], int]:
+    """PNG, JPEG or WebP (by magic bytes), ≤ 5 MiB, ≤ 10 per product: 201, or 200 with the image the
+    product already has when the bytes are the same."""
+    content, declared = _uploaded_image()
+    if len(content) > MAX_IMAGE_BYTES:
+        raise _too_large(len(content))
+    if not content:
+        raise invalid("file", "the image is empty", "required")
+    try:
+        answer = state().clients.catalog(current_caller(), "AddProductImage", catalog_pb2.AddProductImageRequest(
+            product_id=product_id, content=content, declared_content_type=declared))
+    except RemoteError as error:
+        if error.code == ImageTooLarge.code:
+            raise _too_large(len(content)) from None
+        raise
+    return serializers.product_image(answer.image), 201 if answer.created else 200
+
+
+def _etags() -> list[str]:
+    # werkzeug parses quoted, unquoted and weak tags; for images a weak match is as good as a strong one
+    return list(request.if_none_match.as_set(include_weak=True))
+
+
+@bp.get("/products/<product_id>/images/<image_id>")
+@api_key_required
+def get_product_image(product_id: str, image_id: str) -> Response:
+    """The bytes with their type, ETag (the sha256) and a private day of caching; If-None-Match → 304."""
+    answer = state().clients.catalog(current_caller(), "GetProductImage", catalog_pb2.GetProductImageRequest(
+        product_id=product_id, image_id=image_id, if_none_match=_etags()))
+    image = answer.image
+    if answer.not_modified or image.sha256 in request.if_none_match:
+        response = Response(status=304)
+    else:
+        response = Response(answer.content, mimetype=image.content_type)
+    response.set_etag(image.sha256)
+    response.headers["Cache-Control"] = IMAGE_CACHE_CONTROL
+    return response
+
+
+@bp.delete("/products/<product_id>/images/<image_id>")
+@api_key_required
+def delete_product_image(product_id: str, image_id: str) -> tuple[str, int]:
+    state().clients.catalog(current_caller(), "DeleteProductImage", catalog_pb2.DeleteProductImageRequest(
+        product_id=product_id, image_id=image_id))
+    return "", 204

@@ -54,6 +54,7 @@ def terms_to_json(terms: CouponTerms | None) -> str | None:
         "ends_at": terms.ends_at.isoformat() if terms.ends_at else None,
         "discount_rate": terms.discount_rate, "max_discount": terms.max_discount,
         "usage_windows": [[list(days), start, end] for days, start, end in terms.usage_windows],
+        "max_uses": terms.max_uses,
     })
 
 
@@ -69,7 +70,8 @@ def terms_from_json(raw: str | None) -> CouponTerms | None:
         ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None,
         # Orders stored before discount rates and usage windows existed have neither.
         discount_rate=data.get("discount_rate", 0), max_discount=data.get("max_discount", 0),
-        usage_windows=tuple((tuple(days), start, end) for days, start, end in data.get("usage_windows", [])))
+        usage_windows=tuple((tuple(days), start, end) for days, start, end in data.get("usage_windows", [])),
+        max_uses=data.get("max_uses", 1))
 
 
 def _discounts_to_json(discounts: list[Discount]) -> str:

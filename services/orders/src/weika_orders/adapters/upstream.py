@@ -85,7 +85,8 @@ def _terms(rule: catalog_pb2.CouponRule) -> CouponTerms:
         starts_at=from_timestamp(v.starts_at, present=v.HasField("starts_at")),
         ends_at=from_timestamp(v.ends_at, present=v.HasField("ends_at")),
         discount_rate=rule.discount_rate, max_discount=rule.max_discount,
-        usage_windows=tuple((tuple(w.weekdays), w.start_hour, w.end_hour) for w in rule.usage_windows))
+        usage_windows=tuple((tuple(w.weekdays), w.start_hour, w.end_hour) for w in rule.usage_windows),
+        max_uses=rule.max_uses or 1)
 
 
 class CatalogClient:

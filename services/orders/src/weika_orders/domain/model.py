@@ -179,6 +179,7 @@ class CouponTerms:
     max_discount: int = 0  # fen; 0 = no cap
     # (weekdays, start_hour, end_hour) windows in which the coupon may be redeemed; empty = any time
     usage_windows: tuple[tuple[tuple[int, ...], int, int], ...] = ()
+    max_uses: int = 1  # 次卡: uses per coupon
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ def _terms(terms: CouponTerms | None) -> events.CouponTerms | None:
         starts_at=to_timestamp(terms.starts_at), ends_at=to_timestamp(terms.ends_at),
         discount_rate=terms.discount_rate, max_discount=terms.max_discount,
         usage_windows=[events.CouponUsageWindow(weekdays=list(days), start_hour=start, end_hour=end)
-                       for days, start, end in terms.usage_windows])
+                       for days, start, end in terms.usage_windows],
+        max_uses=terms.max_uses)
 
 
 def _lines(lines: list[OrderLine]) -> list[events.OrderLine]:

@@ -48,3 +48,35 @@ def format_code(normalized: str) -> str:
     body = normalized[:BODY_LENGTH]
     groups = [body[i:i + GROUP] for i in range(0, BODY_LENGTH, GROUP)]
     return "-".join([*groups, normalized[BODY_LENGTH:]])
+
+
+# --- QR payloads: `WK1.<coupon_id>.<code>.<signature>`, signed so an edited QR is refused.
+
+QR_PREFIX = "WK1"
+QR_PURPOSE = "coupon-qr"
+QR_SIGNATURE_CHARS = 32  # 128 bits of the keyed HMAC-SHA256
+
+
+def _qr_signature(coupon_id: str, normalized: str) -> str:
+    from weika_kit import crypto  # the key material is the platform's (WEIKA_SECRET_KEY), shared by replicas
+
+    return crypto.fingerprint(f"{QR_PREFIX}.{coupon_id}.{normalized}", purpose=QR_PURPOSE)[:QR_SIGNATURE_CHARS]
+
+
+def qr_payload(coupon_id: str, code: str) -> str:
+    """What a coupon's QR code encodes."""
+    normalized = normalize(code)
+    return f"{QR_PREFIX}.{coupon_id}.{normalized}.{_qr_signature(coupon_id, normalized)}"
+
+
+def parse_qr(payload: str) -> tuple[str, str] | None:
+    """(coupon_id, normalized code) of a genuine payload; None for anything edited, truncated or foreign."""
+    import hmac
+
+    parts = payload.strip().split(".")
+    if len(parts) != 4 or parts[0] != QR_PREFIX:
+        return None
+    _, coupon_id, normalized, signature = parts
+    if not hmac.compare_digest(signature.encode(), _qr_signature(coupon_id, normalized).encode()):
+        return None
+    return coupon_id, normalized

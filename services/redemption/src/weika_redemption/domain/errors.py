@@ -25,8 +25,16 @@ class CouponExpired(Conflict):
     code = "coupon_expired"
 
 
+class CouponOutsideUsageHours(Conflict):
+    code = "coupon_outside_usage_hours"
+
+
 class CouponNotValidAtStore(InvalidArgument):
     code = "coupon_not_valid_at_store"
+
+
+class RedeemMethodNotAllowed(InvalidArgument):
+    code = "redeem_method_not_allowed"
 
 
 class StoreNotPermitted(PermissionDenied):
@@ -49,3 +57,15 @@ class InvalidCouponTerms(InvalidArgument):
 
 class CouponsNotIssuedYet(Conflict):
     code = "coupons_not_issued_yet"
+
+
+class RedemptionNotFound(NotFound):
+    code = "redemption_not_found"
+
+
+class ReversalWindowPassed(Conflict):
+    code = "reversal_window_passed"
+
+
+class RedemptionAlreadyReversed(Conflict):
+    code = "redemption_already_reversed"

@@ -10,7 +10,7 @@ from weika_kit.consumer import Event, Handler
 from weika_kit.context import require_caller
 from weika_kit.db import Database, UnitOfWork
 from weika_kit.protos import from_timestamp
-from weika_redemption.domain.model import CouponTerms
+from weika_redemption.domain.model import CouponTerms, UsageWindow
 from weika_redemption.service_layer import services
 
 COUPON_KIND = "coupon"
@@ -22,7 +22,10 @@ def terms_from_event(terms: orders_pb2.CouponTerms) -> CouponTerms:
         redeem_methods=tuple(terms.redeem_methods), validity_mode=terms.validity_mode,
         validity_days=terms.validity_days, starts_after_days=terms.starts_after_days,
         starts_at=from_timestamp(terms.starts_at, present=terms.HasField("starts_at")),
-        ends_at=from_timestamp(terms.ends_at, present=terms.HasField("ends_at")))
+        ends_at=from_timestamp(terms.ends_at, present=terms.HasField("ends_at")),
+        usage_windows=tuple(UsageWindow(tuple(w.weekdays), w.start_hour, w.end_hour) for w in terms.usage_windows),
+        # 0 (unset by an older orders service) = a single-use coupon
+        max_uses=terms.max_uses or 1)
 
 
 def paid_order_from_event(paid: orders_pb2.OrderPaid) -> services.PaidOrder:

@@ -1,0 +1,59 @@
+"""At the counter through the REST API: check, redeem by signed QR, an edited QR refused, the QR images,
+reversal within the window, the redemption and attempt lists (issue 6)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.e2e.platform import Api, eventually
+from tests.e2e.test_money_path import open_shop
+
+
+def test_check_redeem_by_qr_reverse_and_list_through_the_rest_api(platform):
+    shop = open_shop(platform)
+    api: Api = shop["api"]
+    store = shop["stores"][0]
+    order = api.post("/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+        "customer": {"external_id": "wx-openid-7"}, "items": [{"product_id": shop["product"]["id"], "quantity": 1}],
+    }).json()
+    assert api.post(f"/v1/orders/{order['id']}/pay", json={"channel": "simulated"}).status_code == 200
+    [coupon] = eventually(lambda: api.get("/v1/coupons", params={"order_id": order["id"]}).json()["data"] or None)
+    assert coupon["qr_payload"].startswith(f"WK1.{coupon['id']}.")
+
+    short = api.get(f"/v1/coupons/{coupon['code']}/check", params={"store_id": store["id"], "order_amount": 4000})
+    assert short.status_code == 200, short.text
+    assert (short.json()["redeemable"], short.json()["reason_code"], short.json()["details"]["shortfall"]) == (
+        False, "coupon_threshold_not_met", 1000)
+    ok = api.get(f"/v1/coupons/{coupon['code']}/check", params={"store_id": store["id"], "order_amount": 6000})
+    assert ok.json()["redeemable"] is True
+
+    png = api.get(f"/v1/coupons/{coupon['id']}/qr.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert api.get(f"/v1/coupons/{coupon['id']}/qr.svg").headers["Content-Type"].startswith("image/svg+xml")
+
+    prefix, coupon_id, code, signature = coupon["qr_payload"].split(".")
+    edited = f"{prefix}.{coupon_id}.{code}.{'0' if signature[0] != '0' else '1'}{signature[1:]}"
+    refused = api.post("/v1/redemptions", json={"qr_payload": edited, "store_id": store["id"], "order_amount": 6000})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "coupon_not_found")
+
+    redeemed = api.post("/v1/redemptions", json={"qr_payload": coupon["qr_payload"], "store_id": store["id"],
+                                                 "order_amount": 6000, "device_id": "till-1"})
+    assert redeemed.status_code == 201, redeemed.text
+    again = api.get(f"/v1/coupons/{coupon['code']}/check", params={"store_id": store["id"], "order_amount": 6000})
+    assert again.json()["reason_code"] == "coupon_already_redeemed"
+    assert again.json()["details"]["store_id"] == store["id"]
+
+    assert api.get("/v1/settings/redemption").json() == {"reversal_window_minutes": 30}
+    reversed_ = api.post(f"/v1/redemptions/{redeemed.json()['id']}/reverse", json={"reason": "wrong coupon"})
+    assert reversed_.status_code == 200, reversed_.text
+    assert reversed_.json()["reversal_reason"] == "wrong coupon"
+    twice = api.post(f"/v1/redemptions/{redeemed.json()['id']}/reverse", json={"reason": "again"})
+    assert (twice.status_code, twice.json()["error"]["code"]) == (409, "redemption_already_reversed")
+    assert api.post("/v1/redemptions", json={"code": coupon["code"], "store_id": store["id"],
+                                             "order_amount": 6000}).status_code == 201
+
+    listed = api.get("/v1/redemptions", params={"store_id": store["id"]}).json()["data"]
+    assert [r["reversed_at"] is not None for r in listed] == [False, True]
+    results = [a["result"] for a in api.get("/v1/redemption-attempts", params={"store_id": store["id"]}).json()["data"]]
+    assert results == ["ok", "check:coupon_already_redeemed", "ok", "coupon_not_found", "check:ok",
+                       "check:coupon_threshold_not_met"]
