@@ -249,3 +249,27 @@ def test_when_redis_is_down_redemptions_and_refusals_still_go_through(db, fake, 
     assert len(fake.calls_of("redeem_coupon")) == 4
     assert RATELIMIT_ERRORS.labels("check")._value.get() == errors_before[0] + 4
     assert RATELIMIT_ERRORS.labels("record")._value.get() == errors_before[1] + 3
+
+
+@pytest.mark.parametrize("trusted_proxies", [0, 1])
+def test_the_client_address_comes_from_x_forwarded_for_only_behind_trusted_proxies(
+        trusted_proxies, db, fake, hot_state, merchant, make_store, second_live_key):
+    settings = GatewaySettings(admin_token="operator-token-for-tests", redeem_failure_limit=LIMIT,
+                               redeem_failure_window_s=WINDOW_S, trusted_proxies=trusted_proxies)
+    client = create_app(db, clients=fake, settings=settings, hot_state=hot_state).test_client()
+    fake.fail("redeem_coupon", unknown_code())
+    guessing_store, other_store = make_store(merchant.live), make_store(merchant.live)
+    other_operator = second_live_key(merchant.id)
+
+    def redeem(headers: dict[str, str], store_id: str, forwarded_for: str) -> Any:
+        return client.post("/v1/redemptions", json={"code": "ABCD-EFGH", "store_id": store_id},
+                           headers={**headers, "X-Forwarded-For": forwarded_for},
+                           environ_base={"REMOTE_ADDR": "10.0.0.1"})  # the ingress
+
+    for _ in range(LIMIT):
+        assert redeem(merchant.live, guessing_store["id"], "203.0.113.7").status_code == 404
+
+    # Another operator at another store, from another client behind the same ingress:
+    answer = redeem(other_operator, other_store["id"], "198.51.100.20")
+    # trusted: a different client, not blocked; untrusted: everyone behind the ingress shares its address.
+    assert answer.status_code == (404 if trusted_proxies else 429)

@@ -10,6 +10,7 @@ import time
 import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from weika_gateway import errors, limiter
 from weika_gateway.clients import GrpcServiceClients, ServiceClients
@@ -53,6 +54,9 @@ def create_app(db: Database, clients: ServiceClients | None = None,
     `weika_kit.hotstate.redis_client()` (REDIS_URL, else a process-local fakeredis)."""
     settings = settings or GatewaySettings.from_env()
     app = Flask("weika_gateway")
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=settings.trusted_proxies, x_host=settings.trusted_proxies)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

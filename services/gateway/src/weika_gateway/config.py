@@ -24,6 +24,9 @@ class GatewaySettings:
     # Unknown coupon codes allowed per scope (store, operator, client address) per window before 429.
     redeem_failure_limit: int = 10
     redeem_failure_window_s: int = 300
+    # Proxies in front of the gateway whose X-Forwarded-For to trust (an ingress: 1). 0 trusts none, so a
+    # client cannot spoof its address (the redemption limiter keys one scope on it).
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -35,4 +38,5 @@ class GatewaySettings:
             grpc_timeout_s=float(env_int("WEIKA_GATEWAY_GRPC_TIMEOUT_S", 10)),
             redeem_failure_limit=env_int("WEIKA_REDEEM_FAILURE_LIMIT", 10),
             redeem_failure_window_s=env_int("WEIKA_REDEEM_FAILURE_WINDOW_S", 300),
+            trusted_proxies=env_int("WEIKA_GATEWAY_TRUSTED_PROXIES", 0),
         )

@@ -1,4 +1,5 @@
-"""Probes and metrics: /healthz and /readyz (every service SERVING and the database answering), /livez, /metrics."""
+"""Probes and metrics: /healthz (the whole platform: every service SERVING and the database answering), /readyz
+(this gateway can serve: its database answers), /livez, /metrics."""
 
 from __future__ import annotations
 
@@ -58,7 +59,11 @@ def healthz() -> tuple[dict[str, Any], int]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    return _check()
+    """Whether this gateway can take traffic. Deliberately not the backends: one service's outage must not take
+    the whole REST face out of its Kubernetes Service (the other routes still work; /healthz tells the story)."""
+    database = _database_status(state())
+    return {"status": "ready" if database == "ok" else "not_ready", "database": database}, \
+        200 if database == "ok" else 503
 
 
 @bp.get("/livez")
