@@ -70,3 +70,41 @@ def test_coupons_not_issued_yet_refuse_the_void_so_the_refund_retries(db, make):
         void(db, "ord_unknown", 1)
 
     assert refused.value.code == "coupons_not_issued_yet"
+
+
+def refunded_message(paid, quantity: int, refund_id: str):  # type: ignore[no-untyped-def]
+    import uuid
+    from datetime import UTC, datetime
+
+    from weika.events.v1 import orders_pb2
+    from weika_kit.bus import Message
+    from weika_kit.envelope import Envelope
+
+    topic = "weika.orders.order-refunded.v1"
+    line = paid.lines[0]
+    payload = orders_pb2.OrderRefunded(
+        order_id=paid.order_id, merchant_id=paid.merchant_id, mode=paid.mode, refund_id=refund_id,
+        lines=[orders_pb2.OrderLine(product_id=line.product_id, product_kind="coupon", quantity=quantity)])
+    envelope = Envelope(id=str(uuid.uuid4()), source="/weika/orders", type=topic, time=datetime.now(UTC),
+                        subject=paid.order_id, merchant_id=paid.merchant_id, mode=paid.mode)
+    return Message(topic, 0, 0, paid.order_id.encode(), payload.SerializeToString(), envelope.headers())
+
+
+def test_order_refunded_voids_the_refunded_units_once_even_redelivered(db, pay, make, consumer):
+    paid = pay(make.coupon_line(quantity=3))
+
+    assert consumer.process(refunded_message(paid, 2, "rfd_evt")) == "applied"
+    assert consumer.process(refunded_message(paid, 2, "rfd_evt")) == "applied"  # republished: a new event id
+
+    assert statuses(db, make, paid.order_id) == ["issued", "voided", "voided"]
+    assert len(make.outbox(db, VOIDED_TOPIC)) == 2
+
+
+def test_order_refunded_after_the_rpc_void_changes_nothing(db, pay, make, consumer):
+    paid = pay(make.coupon_line(quantity=2))
+    void(db, paid.order_id, 1, refund_id="rfd_rpc")
+
+    assert consumer.process(refunded_message(paid, 1, "rfd_rpc")) == "applied"
+
+    assert statuses(db, make, paid.order_id) == ["issued", "voided"]
+    assert len(make.outbox(db, VOIDED_TOPIC)) == 1

@@ -46,9 +46,17 @@ def on_order_paid(event: Event, uow: UnitOfWork) -> None:
     services.issue_coupons(uow, require_caller(), paid_order_from_event(paid), issued_at)
 
 
+def on_order_refunded(event: Event, uow: UnitOfWork) -> None:
+    refunded = cast(orders_pb2.OrderRefunded, event.payload)
+    lines = [(line.product_id, line.quantity) for line in refunded.lines if line.product_kind == COUPON_KIND]
+    if lines:
+        services.void_refunded_coupons(uow, require_caller(), refunded.order_id, refunded.refund_id, lines)
+
+
 def handlers(db: Database) -> dict[str, dict[str, Handler]]:
     return {
         "orders": {
             "weika.orders.order-paid.v1": on_order_paid,
+            "weika.orders.order-refunded.v1": on_order_refunded,
         },
     }

@@ -517,6 +517,35 @@ def void_order_coupons(db: Database, caller: Caller, order_id: str, refund_id: s
     return voided
 
 
+def void_refunded_coupons(uow: UnitOfWork, caller: Caller, order_id: str, refund_id: str,
+                          lines: list[tuple[str, int]]) -> list[str]:
+    """On order-refunded: the money went back, so the refunded units' coupons must not be used any more.
+
+    The orders service voids them through VoidOrderCoupons before it refunds, so this usually finds the refund
+    done and changes nothing; it is the safety net for a refund whose void answer was lost. Here the refund is a
+    fact, not a request: coupons still issued are voided (expired ones too), and a redeemed one is only logged.
+    """
+    repo = RedemptionRepository(uow, caller)
+    if repo.voids_of_refund(refund_id):
+        return []
+    now = uow.now()
+    voided: list[str] = []
+    for product_id, quantity in lines:
+        coupons = [c for c in repo.coupons_of_order_product(order_id, product_id) if c.status == ISSUED]
+        for coupon in coupons[:quantity]:
+            if repo.mark_voided(coupon.id):
+                repo.add_void(refund_id, coupon, now)
+                uow.add_event(events.CouponVoided(coupon_id=coupon.id, merchant_id=caller.merchant_id,
+                                                  mode=caller.mode, order_id=order_id, reason="order_refunded",
+                                                  voided_at=to_timestamp(now)))
+                voided.append(coupon.id)
+        if len(coupons) < quantity:
+            log.warning("refunded coupons already used or not issued", extra={
+                "order_id": order_id, "refund_id": refund_id, "product_id": product_id,
+                "refunded": quantity, "voidable": len(coupons)})
+    return voided
+
+
 def _refuse_void(coupons: list[Coupon], order_id: str, product_id: str, quantity: int, now: datetime) -> NoReturn:
     """Why fewer than `quantity` coupons can be voided, naming the coupon that stands in the way."""
     redeemed = next((c for c in coupons if c.status == REDEEMED), None)
