@@ -146,13 +146,14 @@ class EventConsumer:
             if seen:
                 return "duplicate"
             handler(event, uow)
-            uow.execute(insert(INBOX).values(
-                consumer_group=self.group, event_id=env.id, topic=event.message.topic, processed_at=uow.now()))
             try:
-                uow.commit()
+                uow.execute(insert(INBOX).values(
+                    consumer_group=self.group, event_id=env.id, topic=event.message.topic, processed_at=uow.now()))
             except IntegrityError:
-                # A twin consumer applied the same event concurrently and won the insert: ours rolls back.
+                # A twin consumer applied the same event concurrently and won the insert (PostgreSQL makes us
+                # wait for its commit, then refuses ours): leaving the unit of work rolls our effect back.
                 return "duplicate"
+            uow.commit()
         return "applied"
 
     def _dead_letter(self, message: Message, error: str) -> str:
