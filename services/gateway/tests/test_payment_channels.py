@@ -282,3 +282,25 @@ def test_a_refund_refused_for_a_redeemed_coupon_is_409_naming_it(client, merchan
     error = assert_error(client.post("/v1/orders/ord_1/refund", headers=merchant.live), 409, "refund_refused")
 
     assert error["details"]["coupon_id"] == "cpn_9"
+
+
+def test_customer_tags_are_put_as_a_list_and_filter_the_customer_list(client, merchant, payments_fake):
+    def set_customer_tags(caller, customer_id, tags):
+        payments_fake.requests.append((caller, (customer_id, tags)))
+        return orders_pb2.CustomerSummary(customer=orders_pb2.Customer(customer_id=customer_id, tags=tags))
+
+    def list_customers(caller, request):
+        payments_fake.requests.append((caller, request))
+        return orders_pb2.ListCustomersResponse()
+
+    object.__setattr__(payments_fake, "set_customer_tags", set_customer_tags)
+    object.__setattr__(payments_fake, "list_customers", list_customers)
+
+    put = client.put("/v1/customers/cus_1/tags", json={"tags": ["vip", "生日月"]}, headers=merchant.live)
+    not_a_list = client.put("/v1/customers/cus_1/tags", json={"tags": "vip"}, headers=merchant.live)
+    client.get("/v1/customers?tag=vip", headers=merchant.live)
+
+    assert put.status_code == 200 and put.get_json()["tags"] == ["vip", "生日月"]
+    assert not_a_list.status_code == 422 and not_a_list.get_json()["error"]["details"]["field"] == "tags"
+    assert payments_fake.requests[-2][1] == ("cus_1", ["vip", "生日月"])
+    assert payments_fake.requests[-1][1].tag == "vip"

@@ -75,6 +75,7 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
             FakeProduct("prd_tea", "Jasmine tea", "physical", 12000, None, category_id="cat_retail"),
             FakeProduct("prd_rare", "Limited mug", "physical", 3000, 1, category_id="cat_retail"),
             FakeProduct("prd_rate", "8.5折 afternoon tea", "coupon", 1000, 100, coupon=RATE_RULE),
+            FakeProduct("prd_card", "Game card 100", "virtual", 9000, 100, category_id="cat_cards"),
         )}
         self.reservations: dict[str, list[catalog_pb2.ReservedLine]] = {}
         self.stock_taken: dict[str, int] = {}  # order id -> times stock was actually taken for it

@@ -58,3 +58,46 @@ def test_another_merchants_customer_does_not_exist(harness, callers):
                      pb.GetCustomerRequest(customer_id=order.customer.customer_id))
 
     assert refused.value.code == "customer_not_found"
+
+
+def test_customer_tags_replace_the_set_show_on_the_customer_and_filter_the_list(harness, callers):
+    vip = harness.create(key="a", external_id="VIP-1").customer.customer_id
+    harness.create(key="b", external_id="VIP-2")
+    other = harness.create(callers.other_merchant, key="c", external_id="VIP-9").customer.customer_id
+    harness.call(callers.other_merchant, harness.stub.SetCustomerTags,
+                 pb.SetCustomerTagsRequest(customer_id=other, tags=["vip"]))
+
+    harness.call(callers.test, harness.stub.SetCustomerTags,
+                 pb.SetCustomerTagsRequest(customer_id=vip, tags=["old"]))
+    tagged = harness.call(callers.test, harness.stub.SetCustomerTags,
+                          pb.SetCustomerTagsRequest(customer_id=vip, tags=[" vip ", "生日月", "vip"]))
+
+    assert list(tagged.customer.tags) == ["vip", "生日月"]
+    shown = harness.call(callers.test, harness.stub.GetCustomer, pb.GetCustomerRequest(customer_id=vip))
+    assert list(shown.summary.customer.tags) == ["vip", "生日月"]
+    filtered = harness.call(callers.test, harness.stub.ListCustomers, pb.ListCustomersRequest(tag="vip"))
+    assert [s.customer.external_id for s in filtered.customers] == ["VIP-1"]
+    old = harness.call(callers.test, harness.stub.ListCustomers, pb.ListCustomersRequest(tag="old"))
+    assert list(old.customers) == []
+
+
+@pytest.mark.parametrize("tags, field", [(["x" * 33], "tags[0]"), (["ok", "  "], "tags[1]"),
+                                         ([f"t{i}" for i in range(21)], "tags")])
+def test_bad_customer_tags_are_refused_naming_the_field(harness, callers, tags, field):
+    customer = harness.create(key="a", external_id="VIP-1").customer.customer_id
+
+    with pytest.raises(RemoteError) as refused:
+        harness.call(callers.test, harness.stub.SetCustomerTags,
+                     pb.SetCustomerTagsRequest(customer_id=customer, tags=tags))
+
+    assert (refused.value.code, refused.value.details.get("field")) == ("invalid_customer_tags", field)
+
+
+def test_another_merchants_customer_cannot_be_tagged(harness, callers):
+    other = harness.create(callers.other_merchant, key="c", external_id="VIP-9").customer.customer_id
+
+    with pytest.raises(RemoteError) as refused:
+        harness.call(callers.test, harness.stub.SetCustomerTags,
+                     pb.SetCustomerTagsRequest(customer_id=other, tags=["vip"]))
+
+    assert refused.value.code == "customer_not_found"

@@ -70,6 +70,8 @@ class ServiceClients(Protocol):
 
     def get_customer(self, caller: Caller, customer_id: str) -> orders_pb2.CustomerDetail: ...
 
+    def set_customer_tags(self, caller: Caller, customer_id: str, tags: list[str]) -> orders_pb2.CustomerSummary: ...
+
     def refund_order(self, caller: Caller, request: orders_pb2.RefundOrderRequest) -> orders_pb2.Refund: ...
 
     def handle_payment_notification(
@@ -186,6 +188,10 @@ class GrpcServiceClients:
     def get_customer(self, caller: Caller, customer_id: str) -> orders_pb2.CustomerDetail:
         return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "GetCustomer",
                           orders_pb2.GetCustomerRequest(customer_id=customer_id))
+
+    def set_customer_tags(self, caller: Caller, customer_id: str, tags: list[str]) -> orders_pb2.CustomerSummary:
+        return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "SetCustomerTags",
+                          orders_pb2.SetCustomerTagsRequest(customer_id=customer_id, tags=tags))
 
     def refund_order(self, caller: Caller, request: orders_pb2.RefundOrderRequest) -> orders_pb2.Refund:
         return self._call(caller, "orders", orders_pb2_grpc.OrdersServiceStub, "RefundOrder", request)

@@ -113,7 +113,7 @@ def virtual_spec(message: catalog_pb2.VirtualSpec) -> Json:
 def customer(message: orders_pb2.Customer) -> Json:
     return {"id": text_or_none(message.customer_id), "external_id": text_or_none(message.external_id),
             "phone": text_or_none(message.phone_masked), "birth_year": int(message.birth_year) or None,
-            "region": text_or_none(message.region)}
+            "region": text_or_none(message.region), "tags": list(message.tags)}
 
 
 def coupon_terms(message: orders_pb2.CouponTerms) -> Json:

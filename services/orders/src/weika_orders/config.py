@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from weika_kit.config import env
 
 
+def timer_interval_s() -> float:
+    """Seconds between two runs of the order timers (WEIKA_ORDERS_TIMER_INTERVAL_S, default 15); tests shorten it."""
+    return float(env("WEIKA_ORDERS_TIMER_INTERVAL_S", "15") or 15)
+
+
 @dataclass(frozen=True)
 class PaymentSettings:
     """Where the payment providers are, and where they must send notifications.

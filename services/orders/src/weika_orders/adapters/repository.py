@@ -223,15 +223,47 @@ class OrdersRepository:
                         func.max(o.c.created_at).label("last_order_at"))
                  .select_from(c.outerjoin(o, counted)).where(self._mine(c), *where)
                  .group_by(c.c.id).order_by(c.c.created_at.desc(), c.c.id.desc()).limit(limit))
+        rows = list(self.uow.execute(query))
+        tags = self.tags_of([r.id for r in rows])
         return [CustomerSummary(
             customer=Customer(id=r.id, external_id=r.external_id, phone=_decrypt_phone(r.phone_encrypted, r.id),
-                              birth_year=r.birth_year, region=r.region),
+                              birth_year=r.birth_year, region=r.region, tags=tags.get(r.id, ())),
             order_count=int(r.order_count), paid_amount=int(r.paid_total), first_seen_at=r.created_at,
-            last_order_at=r.last_order_at) for r in self.uow.execute(query)]
+            last_order_at=r.last_order_at) for r in rows]
 
-    def list_customers(self, region: str, limit: int, after: tuple[datetime, str] | None) -> list[CustomerSummary]:
-        c = t.customers
+    def tags_of(self, customer_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        if not customer_ids:
+            return {}
+        ct = t.customer_tags
+        found: dict[str, list[str]] = {}
+        for row in self.uow.execute(select(ct.c.customer_id, ct.c.tag).where(
+                self._mine(ct), ct.c.customer_id.in_(customer_ids)).order_by(ct.c.customer_id, ct.c.position)):
+            found.setdefault(row.customer_id, []).append(row.tag)
+        return {customer_id: tuple(tags) for customer_id, tags in found.items()}
+
+    def set_tags(self, customer_id: str, tags: tuple[str, ...]) -> bool:
+        """Replace the customer's tags; False if there is no such customer (of this tenant).
+
+        Touching the customer row first takes its row lock, so two concurrent replacements run one after the
+        other (the last one wins whole) instead of mixing their delete and insert.
+        """
+        touched = self.uow.execute(update(t.customers).where(t.customers.c.id == customer_id, self._mine(t.customers))
+                                   .values(updated_at=self.uow.now()))
+        if touched.rowcount != 1:
+            return False
+        ct = t.customer_tags
+        self.uow.execute(delete(ct).where(ct.c.customer_id == customer_id, self._mine(ct)))
+        if tags:
+            self.uow.execute(insert(ct), [dict(customer_id=customer_id, tag=tag, merchant_id=self.merchant_id,
+                                               mode=self.mode, position=i) for i, tag in enumerate(tags)])
+        return True
+
+    def list_customers(self, region: str, limit: int, after: tuple[datetime, str] | None,
+                       tag: str = "") -> list[CustomerSummary]:
+        c, ct = t.customers, t.customer_tags
         where: list[Any] = [c.c.region == region] if region else []
+        if tag:
+            where.append(c.c.id.in_(select(ct.c.customer_id).where(self._mine(ct), ct.c.tag == tag)))
         if after is not None:
             where.append((c.c.created_at < after[0]) | ((c.c.created_at == after[0]) & (c.c.id < after[1])))
         return self._customer_summaries(where, limit)
@@ -308,6 +340,34 @@ class OrdersRepository:
             amount=amount, status="succeeded", created_at=self.uow.now(),
             provider_transaction_id=provider_transaction_id))
         return payment_id
+
+    def lock_order(self, order_id: str) -> str | None:
+        """The order's status, its row locked until commit (PostgreSQL; SQLite has one writer anyway)."""
+        return self.uow.execute(select(t.orders.c.status).where(t.orders.c.id == order_id, self._mine(t.orders))
+                                .with_for_update()).scalar_one_or_none()
+
+    def record_delivery(self, order_id: str, product_id: str, delivery_key: str) -> bool:
+        """Record one delivered thing of an order; False when it was recorded already (a redelivered event)."""
+        dialect_insert = sqlite.insert if self.uow.db.is_sqlite else postgresql.insert
+        result = self.uow.execute(dialect_insert(t.order_deliveries).values(
+            order_id=order_id, delivery_key=delivery_key, merchant_id=self.merchant_id, mode=self.mode,
+            product_id=product_id, delivered_at=self.uow.now()).on_conflict_do_nothing(
+            index_elements=["order_id", "delivery_key"]).returning(t.order_deliveries.c.order_id))
+        # RETURNING, not rowcount: psycopg does not report a reliable rowcount for INSERT .. ON CONFLICT here.
+        return result.first() is not None
+
+    def deliveries(self, order_id: str) -> tuple[dict[str, int], set[str]]:
+        """(coupons issued per product, products whose virtual goods were delivered) of one order."""
+        d = t.order_deliveries
+        coupons: dict[str, int] = {}
+        goods: set[str] = set()
+        for row in self.uow.execute(select(d.c.product_id, d.c.delivery_key).where(
+                d.c.order_id == order_id, self._mine(d))):
+            if row.delivery_key.startswith("coupon:"):
+                coupons[row.product_id] = coupons.get(row.product_id, 0) + 1
+            else:
+                goods.add(row.product_id)
+        return coupons, goods
 
     def add_history(self, order_id: str, from_status: str, to_status: str, actor: str, reason: str) -> None:
         self.uow.execute(insert(t.order_history).values(

@@ -203,3 +203,27 @@ refund_lines = Table(
     Column("quantity", Integer, nullable=False),
     Column("line_amount", BigId, nullable=False),
 )
+
+# What was delivered of an order, one row per delivered thing, so a redelivered event records nothing new:
+# `coupon:<coupon_id>` per issued coupon (redemption's coupon-issued), `goods:<product_id>` per virtual line
+# the catalog announced delivered (stock-changed "consumed" with the order id).
+order_deliveries = Table(
+    "order_deliveries", metadata,
+    Column("order_id", String(40), primary_key=True),
+    Column("delivery_key", String(80), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("product_id", String(40), nullable=False),
+    Column("delivered_at", UTCDateTime(), nullable=False),
+)
+
+# A merchant's labels on a customer (PRODUCT.md §7), filterable: GET /v1/customers?tag=vip.
+customer_tags = Table(
+    "customer_tags", metadata,
+    Column("customer_id", String(40), ForeignKey("customers.id"), primary_key=True),
+    Column("tag", String(32), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("position", Integer, nullable=False),  # the order the merchant gave them in
+    Index("ix_customer_tags_tag", "merchant_id", "mode", "tag"),
+)

@@ -37,6 +37,10 @@ class InvalidPhone(InvalidArgument):
     code = "invalid_phone"
 
 
+class InvalidCustomerTags(InvalidArgument):
+    code = "invalid_customer_tags"
+
+
 class InvalidBirthYear(InvalidArgument):
     code = "invalid_birth_year"
 

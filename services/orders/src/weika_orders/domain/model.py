@@ -85,6 +85,26 @@ def mask_phone(phone: str | None) -> str:
     return phone[:3] + "****" + phone[-4:]
 
 
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 32
+
+
+def normalize_tags(raw: list[str]) -> tuple[str, ...]:
+    """A customer's tags: trimmed, duplicates merged (first spelling kept), at most 20 of 1..32 characters."""
+    tags: list[str] = []
+    for index, tag in enumerate(raw):
+        tag = tag.strip()
+        if not 1 <= len(tag) <= MAX_TAG_LENGTH:
+            raise errors.InvalidCustomerTags(f"each tag must be 1 to {MAX_TAG_LENGTH} characters",
+                                             details={"field": f"tags[{index}]"})
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise errors.InvalidCustomerTags(f"a customer has at most {MAX_TAGS} tags",
+                                         details={"field": "tags", "maximum": MAX_TAGS})
+    return tuple(tags)
+
+
 def normalize_cancel_reason(raw: str) -> str:
     reason = raw.strip() or "merchant_cancelled"
     if not _REASON.match(reason):
@@ -197,6 +217,24 @@ class OrderLine:
         return self.unit_price * self.quantity
 
 
+def fully_delivered(lines: tuple[OrderLine, ...] | list[OrderLine], coupons_issued: dict[str, int],
+                    goods_delivered: set[str]) -> bool:
+    """Whether a digital order has everything: a coupon per coupon unit, every virtual line delivered.
+
+    Physical lines are shipped, never delivered by events, so an order with one is never "fully delivered".
+    """
+    if not lines:
+        return False
+    for line in lines:
+        if line.product_kind == "coupon" and coupons_issued.get(line.product_id, 0) < line.quantity:
+            return False
+        if line.product_kind == "virtual" and line.product_id not in goods_delivered:
+            return False
+        if line.product_kind not in ("coupon", "virtual"):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Discount:
     rule_id: str
@@ -240,6 +278,7 @@ class Customer:
     phone: str | None
     birth_year: int | None
     region: str | None
+    tags: tuple[str, ...] = ()
 
     @property
     def phone_masked(self) -> str:

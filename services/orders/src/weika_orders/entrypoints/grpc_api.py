@@ -49,7 +49,7 @@ def _customer_pb(summary: CustomerSummary) -> pb.CustomerSummary:
     c = summary.customer
     return pb.CustomerSummary(
         customer=pb.Customer(customer_id=c.id, external_id=c.external_id, phone_masked=c.phone_masked,
-                             birth_year=c.birth_year or 0, region=c.region or ""),
+                             birth_year=c.birth_year or 0, region=c.region or "", tags=list(c.tags)),
         order_count=summary.order_count, paid_amount=summary.paid_amount,
         first_seen_at=to_timestamp(summary.first_seen_at), last_order_at=to_timestamp(summary.last_order_at))
 
@@ -160,12 +160,16 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
 
     def ListCustomers(self, request: pb.ListCustomersRequest, context) -> pb.ListCustomersResponse:  # noqa: N802
         found, cursor = customers.list_customers(self.db, require_caller(), request.region, request.page_size,
-                                                 request.cursor)
+                                                 request.cursor, request.tag)
         return pb.ListCustomersResponse(customers=[_customer_pb(s) for s in found], next_cursor=cursor)
 
     def GetCustomer(self, request: pb.GetCustomerRequest, context) -> pb.CustomerDetail:  # noqa: N802
         summary, orders = customers.get_customer(self.db, require_caller(), request.customer_id)
         return pb.CustomerDetail(summary=_customer_pb(summary), orders=[order_to_pb(o) for o in orders])
+
+    def SetCustomerTags(self, request: pb.SetCustomerTagsRequest, context) -> pb.CustomerSummary:  # noqa: N802
+        return _customer_pb(customers.set_customer_tags(self.db, require_caller(), request.customer_id,
+                                                        list(request.tags)))
 
     def RefundOrder(self, request: pb.RefundOrderRequest, context) -> pb.Refund:  # noqa: N802
         result = refunds.refund_order(self.db, self.upstreams, self.payment_settings, require_caller(),

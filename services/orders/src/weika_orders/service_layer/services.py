@@ -38,7 +38,7 @@ from weika_orders.domain.model import (
     normalize_cancel_reason,
     transition_refused,
 )
-from weika_orders.service_layer import messages
+from weika_orders.service_layer import delivery, messages
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,9 @@ def record_payment(uow: UnitOfWork, repo: OrdersRepository, caller: Caller, orde
     uow.add_event(messages.order_paid(paid, payment_id))
     log.info("order paid", extra={"order_id": order.id, "payment_id": payment_id, "amount": paid.paid_amount,
                                   "channel": channel})
+    # Deliveries are caused by order-paid, so none should be waiting; if one is (a replayed event), it counts.
+    if delivery.deliver_if_complete(repo, order.id, delivery.COUPONS_ISSUED):
+        return _must_get(repo, caller, order.id)
     return paid
 
 
