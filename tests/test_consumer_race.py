@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
-from weika.events.v1 import orders_pb2
+from weika.events.v1 import catalog_pb2, orders_pb2
 from weika_kit import metrics
 from weika_kit.consumer import EventConsumer
 from weika_kit.db import KIT_METADATA, Database
@@ -57,5 +57,46 @@ def test_the_same_event_applied_twice_at_once_has_one_effect(fresh_postgres_data
         assert metrics.EVENT_HANDLER_FAILURES.labels("race", PAID)._value.get() == failures_before
         with db.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(EFFECTS)).scalar_one() == 1
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+def test_events_of_one_key_enter_the_outbox_in_commit_order(fresh_postgres_database):
+    from weika_kit.db import KIT_TABLES
+
+    db = Database(fresh_postgres_database("order"), service="order")
+    try:
+        KIT_METADATA.create_all(db.engine)
+        first_added, commits = threading.Event(), []
+
+        def first() -> None:
+            with db.unit_of_work() as uow:
+                uow.add_event(catalog_pb2.StockChanged(product_id="p-1", merchant_id="m-1", mode="live", delta=-1))
+                first_added.set()
+                time.sleep(0.5)  # a slow transaction holding its event for key o-1
+                uow.commit()
+                commits.append("first")
+
+        def second() -> None:
+            first_added.wait()
+            with db.unit_of_work() as uow:
+                uow.add_event(catalog_pb2.StockChanged(product_id="p-1", merchant_id="m-1", mode="live", delta=-2))
+                uow.commit()
+                commits.append("second")
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        outbox = KIT_TABLES["outbox"]
+        with db.engine.connect() as conn:
+            deltas = [catalog_pb2.StockChanged.FromString(row.payload).delta
+                      for row in conn.execute(select(outbox.c.payload).order_by(outbox.c.id))]
+        # The second waited for the first's commit before taking its id: id order is commit order.
+        assert commits == ["first", "second"]
+        assert deltas == [-1, -2]
     finally:
         db.dispose()

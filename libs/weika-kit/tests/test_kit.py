@@ -331,3 +331,28 @@ def test_logs_are_json_lines_carrying_service_request_and_merchant(capsys):
         ("kit-test", "req-7", "m-9", "live")
     assert record["coupon_id"] == "c-1"
     assert datetime.fromisoformat(record["time"]).utcoffset().total_seconds() == 0
+
+
+def test_an_outage_is_never_dead_lettered_the_message_waits_for_redelivery(db):
+    from sqlalchemy.exc import OperationalError
+
+    from weika_kit.consumer import TransientFailure
+
+    bus = FakeBus()
+    with db.unit_of_work() as uow:
+        uow.add_event(paid("o-1"))
+        uow.commit()
+    OutboxRelay(db, bus, holder="a").publish_pending()
+    database_up = {"value": False}
+
+    def apply(event, uow):
+        if not database_up["value"]:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        uow.execute(insert(THINGS).values(name=event.payload.order_id))
+
+    consumer = EventConsumer(db, bus, group="g", handlers={PAID_TOPIC: apply}, max_attempts=2, retry_backoff_s=0)
+    with pytest.raises(TransientFailure):
+        consumer.process(bus.log[PAID_TOPIC][0])
+    assert PAID_TOPIC + ".dlq" not in bus.log
+    database_up["value"] = True
+    assert consumer.process(bus.log[PAID_TOPIC][0]) == "applied"

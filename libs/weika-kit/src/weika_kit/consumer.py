@@ -38,6 +38,27 @@ class Event:
 Handler = Callable[[Event, UnitOfWork], None]
 
 
+class TransientFailure(Exception):
+    """The message could not be applied because something it needs is down (database, broker, a service).
+
+    Retrying later will work, so it must never go to the dead-letter topic: the consumer leaves the group
+    without committing, waits, rejoins, and the message is delivered again."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Outages, not bad messages: a database that is unreachable or locked, a broker or service that is down."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    from weika_kit.bus import BusError
+    from weika_kit.errors import RemoteError
+
+    if isinstance(exc, (OperationalError, InterfaceError, BusError, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, RemoteError) and exc.code in ("service_unavailable", "service_timeout")
+
+
 class PoisonMessage(Exception):
     """The message can never be handled (undecodable, or a handler found it contradictory): it goes to the
     dead-letter topic at once instead of being retried."""
@@ -61,9 +82,17 @@ class EventConsumer:
         self.running = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        backoff = 1.0
         while not stop.is_set():
             try:
                 self._consume(stop)
+                backoff = 1.0
+            except TransientFailure as exc:
+                # Leave the group uncommitted; the message comes back once the outage is over.
+                log.warning("event not applied during an outage; retrying", extra={
+                    "group": self.group, "error": str(exc), "retry_in_s": backoff})
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
             except Exception:
                 log.exception("consumer loop failed; rejoining", extra={"group": self.group})
                 stop.wait(1.0)
@@ -119,6 +148,9 @@ class EventConsumer:
                     "group": self.group, "topic": message.topic, "event_id": event.envelope.id, "attempt": attempt})
                 if attempt < self.max_attempts:
                     time.sleep(self.retry_backoff_s * attempt)
+                elif is_transient(exc):
+                    # An outage is not the message's fault: dead-lettering would skip it (and reorder its key).
+                    raise TransientFailure(error) from exc
         return self._dead_letter(message, error)
 
     def decode(self, message: Message) -> Event:
@@ -146,6 +178,8 @@ class EventConsumer:
             if seen:
                 return "duplicate"
             handler(event, uow)
+            # Surface the handler's own (ORM) constraint violations here, so the except below can only be ours.
+            uow.session.flush()
             try:
                 uow.execute(insert(INBOX).values(
                     consumer_group=self.group, event_id=env.id, topic=event.message.topic, processed_at=uow.now()))

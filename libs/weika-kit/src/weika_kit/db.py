@@ -226,6 +226,11 @@ class UnitOfWork:
             request_id=context.request_id() or "",
             dataschema=info.message,
         )
+        if not self.db.is_sqlite:
+            # Same-key events must reach the outbox in commit order: the id is taken at insert, so a later
+            # transaction could otherwise commit a higher id first and the relay publish the two swapped.
+            # (SQLite's BEGIN IMMEDIATE already serialises writers.)
+            self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{topic}|{key}"})
         self.session.execute(
             insert(KIT_TABLES["outbox"]).values(
                 event_id=envelope.id,

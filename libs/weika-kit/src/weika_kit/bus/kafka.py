@@ -175,7 +175,9 @@ class KafkaGroupConsumer:
         try:
             ends = self._consumer.end_offsets(owned)
             for tp in owned:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - self._consumer.position(tp))
+                position = self._consumer.position(tp, timeout_ms=1000)
+                if position is not None:
+                    lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - position)
         except KafkaError as exc:
             raise BusError(f"Kafka lag lookup failed: {exc}") from exc
         return lag
