@@ -111,7 +111,7 @@ def test_live_orders_are_paid_through_both_simulators_once_on_the_embedded_platf
                              json={"out_trade_no": order["id"], "repeat": 3}).json()
         assert [d["delivered"] for d in paid["deliveries"]] == [True, True, True]
         body = api.get(f"/v1/orders/{order['id']}").json()
-        assert (body["status"], body["channel"], body["paid_amount"]) == ("paid", channel, 4200)
+        assert (body["status"], body["channel"], body["paid_amount"]) == ("awaiting_shipment", channel, 4200)  # physical goods
         history = api.get(f"/v1/orders/{order['id']}/history").json()["data"]
         assert [(t["to_status"], t["actor"]) for t in history if t["to_status"] == "paid"] == \
             [("paid", f"provider:{channel}")]

@@ -71,7 +71,7 @@ def test_an_order_with_physical_goods_is_never_delivered_by_events(harness, call
     _coupon(harness, callers, order.id, "cpn_1")
     _consumed(harness, callers, order.id, "prd_tea")
 
-    assert harness.get(order.id).status == "paid"
+    assert harness.get(order.id).status == "awaiting_shipment"  # physical goods wait for the carrier
 
 
 def test_deliveries_recorded_before_payment_wait_and_count_when_it_is_paid(harness, callers):

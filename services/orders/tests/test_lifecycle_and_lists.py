@@ -22,7 +22,7 @@ def history(harness, order_id, caller):
     return harness.call(caller, harness.stub.GetOrderHistory, pb.GetOrderHistoryRequest(order_id=order_id))
 
 
-def test_shipping_a_paid_physical_order_records_both_transitions_and_the_logistics(harness, callers):
+def test_a_paid_physical_order_awaits_shipment_then_ships_with_its_logistics(harness, callers):
     order = harness.create(items=(("prd_tea", 1),))
     harness.pay(order.id)
 
@@ -34,7 +34,7 @@ def test_shipping_a_paid_physical_order_records_both_transitions_and_the_logisti
     steps = [(t.from_status, t.to_status, t.actor, t.reason) for t in history(harness, order.id, callers.test).transitions]
     assert steps == [("creating", "pending_payment", "stf_1", "order_created"),
                      ("pending_payment", "paid", "stf_1", "paid_simulated"),
-                     ("paid", "awaiting_shipment", "stf_1", "physical_goods"),
+                     ("paid", "awaiting_shipment", "system", "physical_goods"),
                      ("awaiting_shipment", "shipped", "stf_1", "shipped")]
 
 

@@ -18,7 +18,7 @@ def test_paying_in_test_mode_emits_exactly_one_order_paid_with_the_coupon_terms(
 
     paid = harness.pay(order.id)
 
-    assert paid.status == "paid" and paid.channel == "simulated"
+    assert paid.status == "awaiting_shipment" and paid.channel == "simulated"  # it has a physical line
     assert paid.paid_amount == paid.payable_amount == 16000 and paid.HasField("paid_at")
     [event] = harness.outbox(PAID, events.OrderPaid)
     assert (event.order_id, event.merchant_id, event.mode, event.store_id) == (order.id, "mch_tea", "test", "sto_1")
@@ -34,7 +34,8 @@ def test_paying_in_test_mode_emits_exactly_one_order_paid_with_the_coupon_terms(
     assert list(terms.store_ids) == ["sto_1", "sto_2"]
     assert terms.validity_mode == "fixed" and terms.starts_at.seconds and terms.ends_at.seconds
     assert not next(line for line in event.lines if line.product_id == "prd_tea").HasField("coupon")
-    assert [h.to_status for h in harness.rows("order_history", order_id=order.id)] == ["pending_payment", "paid"]
+    assert [h.to_status for h in harness.rows("order_history", order_id=order.id)] == \
+        ["pending_payment", "paid", "awaiting_shipment"]
 
 
 def test_discount_rate_usage_windows_and_uses_travel_with_the_coupon_terms(harness):

@@ -23,6 +23,7 @@ from weika_orders.adapters.repository import OrdersRepository
 from weika_orders.adapters.upstream import CatalogClient, MarketingClient, RedemptionClient, is_refusal
 from weika_orders.domain import errors
 from weika_orders.domain.model import (
+    AWAITING_SHIPMENT,
     CANCELLED,
     CREATING,
     FAILED,
@@ -254,6 +255,10 @@ def record_payment(uow: UnitOfWork, repo: OrdersRepository, caller: Caller, orde
     repo.add_history(order.id, PENDING_PAYMENT, PAID, actor, f"paid_{channel}")
     paid = _must_get(repo, caller, order.id)
     uow.add_event(messages.order_paid(paid, payment_id))
+    if any(line.product_kind == "physical" for line in paid.lines) and repo.move(order.id, PAID, AWAITING_SHIPMENT):
+        # Physical goods wait for the merchant's carrier and tracking number: the "to ship" tab.
+        repo.add_history(order.id, PAID, AWAITING_SHIPMENT, "system", "physical_goods")
+        paid = _must_get(repo, caller, order.id)
     log.info("order paid", extra={"order_id": order.id, "payment_id": payment_id, "amount": paid.paid_amount,
                                   "channel": channel})
     # Deliveries are caused by order-paid, so none should be waiting; if one is (a replayed event), it counts.
