@@ -90,7 +90,19 @@ class KafkaBus:
             for future in futures:
                 future.get(timeout=timeout_s)
         except KafkaError as exc:
+            # Drop what is still queued: the caller (the outbox relay) publishes the same rows again, and a
+            # producer kept alive would send this batch a second time for every retry during an outage.
+            self._discard_producer()
             raise BusError(f"Kafka publish failed: {exc}") from exc
+
+    def _discard_producer(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception:  # closing a broken producer must not hide the publish error
+                log.debug("closing the failed producer raised", exc_info=True)
 
     def consumer(self, group_id: str, topics: Sequence[str], client_id: str | None = None) -> KafkaGroupConsumer:
         return KafkaGroupConsumer(self, group_id, topics, client_id or self.client_id)
