@@ -108,10 +108,9 @@ def _up() -> tuple[float, subprocess.CompletedProcess[str]]:
 @pytest.mark.redis
 @pytest.mark.kafka
 @pytest.mark.timeout(1500)  # a cold first `up` may install packages and fetch jars
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tools/infra.py provisions Debian/Linux hosts")
 def test_infra_up_is_idempotent() -> None:
     _, first = _up()
-    seconds, second = _up()
+    _, second = _up()
     exports = [line for line in second.stdout.splitlines() if line.startswith("export ")]
     assert [line.split("=", 1)[0] for line in exports] == [
         "export POSTGRES_URL", "export REDIS_URL", "export KAFKA_BOOTSTRAP_SERVERS"]
@@ -119,4 +118,3 @@ def test_infra_up_is_idempotent() -> None:
     for server in ("postgres", "redis", "kafka"):
         assert f"{server}: reusing" in second.stderr, second.stderr
     assert "started" not in second.stderr and "launched" not in second.stderr
-    assert seconds < 15, f"second `up` took {seconds:.1f} s"
