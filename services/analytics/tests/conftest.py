@@ -6,7 +6,7 @@ import itertools
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,8 @@ from weika_kit.bus import Message
 from weika_kit.consumer import EventConsumer
 from weika_kit.context import Caller
 from weika_kit.db import Database
-from weika_kit.envelope import Envelope
 from weika_kit.protos import to_timestamp
-from weika_kit.testing import FakeBus
-from weika_kit.topics import topic_for
+from weika_kit.testing import FakeBus, delivered
 
 MERCHANT = "mch_analytics_a"
 
@@ -40,14 +38,8 @@ class EventFactory:
 
     def message(self, payload: ProtoMessage, *, event_id: str | None = None,
                 envelope_merchant_id: str | None = None) -> Message:
-        info = topic_for(payload)
-        key = str(getattr(payload, info.key))
-        envelope = Envelope(
-            id=event_id or str(uuid.uuid4()), source="/weika/test", type=info.name, time=datetime.now(UTC),
-            subject=key, merchant_id=envelope_merchant_id or payload.merchant_id, mode=payload.mode,
-            dataschema=info.message)
-        return Message(info.name, 0, next(self._offsets), key.encode(), payload.SerializeToString(),
-                       envelope.headers())
+        return delivered(payload, event_id=event_id or "", merchant_id=envelope_merchant_id,
+                         offset=next(self._offsets))
 
     def republished(self, message: Message) -> Message:
         """The same event sent again under a new event id (a producer that republished it)."""

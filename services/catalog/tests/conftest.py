@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
 
 from weika.events.v1 import orders_pb2
 from weika_catalog.bootstrap import MIGRATIONS
@@ -19,9 +17,8 @@ from weika_kit import crypto, migrations
 from weika_kit.bus import Message
 from weika_kit.consumer import EventConsumer
 from weika_kit.context import Caller
-from weika_kit.db import KIT_TABLES, Database
-from weika_kit.envelope import Envelope
-from weika_kit.testing import FakeBus
+from weika_kit.db import Database
+from weika_kit.testing import FakeBus, delivered, outbox_rows
 
 SHOP = Caller("mch_shop", "test", staff_id="key_1", role="owner")
 RIVAL = Caller("mch_rival", "test", staff_id="key_2", role="owner")
@@ -114,11 +111,10 @@ def order_refunded(order_id: str, refund_id: str, *lines: orders_pb2.OrderLine,
 
 def bus_message(topic: str, payload, *, event_id: str = "") -> Message:  # type: ignore[no-untyped-def]
     """A record as the bus delivers it, with its CloudEvents envelope (a new event id unless given)."""
-    envelope = Envelope(id=event_id or str(uuid.uuid4()), source="/weika/orders", type=topic,
-                        time=datetime(2026, 6, 18, 8, 0, tzinfo=UTC), subject=payload.order_id,
-                        merchant_id=payload.merchant_id, mode=payload.mode,
-                        dataschema=f"weika.events.v1.{type(payload).__name__}")
-    return Message(topic, 0, 0, payload.order_id.encode(), payload.SerializeToString(), envelope.headers())
+    message = delivered(payload, event_id=event_id, time=datetime(2026, 6, 18, 8, 0, tzinfo=UTC),
+                        source="/weika/orders")
+    assert message.topic == topic, f"{type(payload).__name__} travels on {message.topic}, not {topic}"
+    return message
 
 
 def consumer(db: Database) -> EventConsumer:
@@ -127,9 +123,7 @@ def consumer(db: Database) -> EventConsumer:
 
 
 def outbox(db: Database, topic: str) -> list:  # type: ignore[type-arg]
-    table = KIT_TABLES["outbox"]
-    with db.engine.connect() as conn:
-        return list(conn.execute(select(table).where(table.c.topic == topic).order_by(table.c.id)))
+    return outbox_rows(db, topic)
 
 
 class Make:

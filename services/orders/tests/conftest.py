@@ -26,10 +26,11 @@ from weika.orders.v1 import orders_pb2_grpc
 from weika.redemption.v1 import redemption_pb2, redemption_pb2_grpc
 from weika_kit import context, grpc_client, migrations
 from weika_kit.context import Caller
-from weika_kit.db import KIT_TABLES, Database
+from weika_kit.db import Database
 from weika_kit.errors import Conflict, NotFound
 from weika_kit.grpc_server import GrpcServer
 from weika_kit.protos import to_timestamp
+from weika_kit.testing import outbox_rows
 from weika_orders.adapters import tables
 from weika_orders.adapters.upstream import CatalogClient, MarketingClient, RedemptionClient
 from weika_orders.bootstrap import MIGRATIONS
@@ -250,10 +251,7 @@ class Harness:
             return grpc_client.call(method, request)
 
     def outbox(self, topic: str, message_type: type) -> list[Any]:
-        outbox = KIT_TABLES["outbox"]
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.payload).where(outbox.c.topic == topic).order_by(outbox.c.id))
-            return [message_type.FromString(row.payload) for row in rows]
+        return [message_type.FromString(row.payload) for row in outbox_rows(self.db, topic)]
 
     def count(self, table_name: str, **where: Any) -> int:
         table = tables.metadata.tables[table_name]

@@ -19,11 +19,10 @@ from weika.events.v1 import orders_pb2
 from weika_kit import context, crypto
 from weika_kit.bus import Message
 from weika_kit.consumer import EventConsumer
-from weika_kit.db import KIT_TABLES, Database
-from weika_kit.envelope import Envelope
+from weika_kit.db import Database
 from weika_kit.migrations import upgrade
 from weika_kit.protos import to_timestamp
-from weika_kit.testing import FakeBus
+from weika_kit.testing import FakeBus, delivered, outbox_rows
 from weika_kit.topics import decode
 from weika_redemption.bootstrap import MIGRATIONS
 from weika_redemption.entrypoints import events
@@ -76,19 +75,12 @@ def order_paid(*lines: orders_pb2.OrderLine, order_id: str = "", merchant_id: st
 
 def bus_message(payload: orders_pb2.OrderPaid, *, event_id: str = "", time: datetime = PAID_AT) -> Message:
     """An order-paid record as the bus delivers it, with its CloudEvents envelope."""
-    envelope = Envelope(id=event_id or str(uuid.uuid4()), source="/weika/orders", type=PAID_TOPIC, time=time,
-                        subject=payload.order_id, merchant_id=payload.merchant_id, mode=payload.mode,
-                        dataschema="weika.events.v1.OrderPaid")
-    return Message(PAID_TOPIC, 0, 0, payload.order_id.encode(), payload.SerializeToString(), envelope.headers())
+    return delivered(payload, event_id=event_id, time=time, source="/weika/orders")
 
 
 def outbox(db: Database, topic: str) -> list[tuple[Any, dict[str, Any]]]:
     """Decoded outbox rows of one topic (payload, envelope), oldest first."""
-    table = KIT_TABLES["outbox"]
-    with db.engine.connect() as conn:
-        rows = conn.execute(select(table.c.payload, table.c.headers).where(table.c.topic == topic)
-                            .order_by(table.c.id)).all()
-    return [(decode(topic, row.payload), json.loads(row.headers)) for row in rows]
+    return [(decode(topic, row.payload), json.loads(row.headers)) for row in outbox_rows(db, topic)]
 
 
 def rows(db: Database, table: Table) -> list[Any]:

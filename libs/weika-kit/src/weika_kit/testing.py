@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+from sqlalchemy import select
 
 from weika_kit.bus import BusError, Message, OutgoingMessage, TopicSpec
+from weika_kit.db import KIT_TABLES, Database
+from weika_kit.envelope import Envelope
 
 
 class FakeBus:
@@ -58,3 +66,27 @@ class FakeConsumer:
 
     def close(self) -> None:
         pass
+
+
+def delivered(payload: ProtoMessage, *, event_id: str = "", time: datetime | None = None,
+              source: str = "/weika/test", merchant_id: str | None = None, offset: int = 0) -> Message:
+    """A record as the bus delivers `payload`: on its registry topic and key, with its CloudEvents envelope.
+
+    A new event id unless given (a republished copy of the same change has a new one); `merchant_id` overrides
+    the envelope's, to test a payload and envelope that disagree."""
+    from weika_kit.topics import topic_for
+
+    info = topic_for(payload)
+    key = str(getattr(payload, info.key))
+    envelope = Envelope(
+        id=event_id or str(uuid.uuid4()), source=source, type=info.name, time=time or datetime.now(UTC),
+        subject=key, merchant_id=merchant_id or str(getattr(payload, "merchant_id", "")),
+        mode=str(getattr(payload, "mode", "")), dataschema=info.message)
+    return Message(info.name, 0, offset, key.encode(), payload.SerializeToString(), envelope.headers())
+
+
+def outbox_rows(db: Database, topic: str) -> list[Any]:
+    """The outbox rows of one topic, oldest first (payload bytes, headers JSON, published_at, ...)."""
+    outbox = KIT_TABLES["outbox"]
+    with db.engine.connect() as conn:
+        return list(conn.execute(select(outbox).where(outbox.c.topic == topic).order_by(outbox.c.id)))
