@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -356,3 +357,31 @@ def test_an_outage_is_never_dead_lettered_the_message_waits_for_redelivery(db):
     assert PAID_TOPIC + ".dlq" not in bus.log
     database_up["value"] = True
     assert consumer.process(bus.log[PAID_TOPIC][0]) == "applied"
+
+
+def test_a_peer_restarted_on_the_same_address_is_reached_again_by_the_shared_channel():
+    """A service pod restarts on its old address: the shared channel, which kept failing to reconnect while it was
+    gone (round_robin backs off), must reach the new process on the next call instead of failing fast."""
+    from weika_kit import grpc_client
+
+    echo = _Echo()
+    first = GrpcServer("kit-test", "127.0.0.1:0", [echo.register], ["test.Echo"], max_workers=2)
+    first.start()
+    target = f"127.0.0.1:{first.port}"
+    call = grpc_client.channel(target).unary_unary("/test.Echo/Echo")
+    try:
+        assert grpc_client.call(call, b"hello") == b"hello"
+        first.stop(0)
+        # While the peer is down, calls fail as unavailable (no one answered) and reconnects back off.
+        with pytest.raises(RemoteError) as caught:
+            grpc_client.call(call, b"anyone?", timeout_s=2.0)
+        assert caught.value.status == grpc.StatusCode.UNAVAILABLE
+        time.sleep(3.0)  # long enough for the channel's reconnect backoff to have grown past a second
+        second = GrpcServer("kit-test", target, [echo.register], ["test.Echo"], max_workers=2)
+        second.start()
+        try:
+            assert grpc_client.call(call, b"back") == b"back"
+        finally:
+            second.stop(0)
+    finally:
+        grpc_client.forget(target)
