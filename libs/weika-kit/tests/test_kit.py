@@ -7,7 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -88,6 +88,21 @@ def test_unit_of_work_rolls_back_state_and_events_unless_committed(db):
     assert json.loads(rows[0].headers)["merchant_id"] == "m-1"
 
 
+def test_an_event_the_broker_would_refuse_for_ever_is_refused_with_its_transaction(db):
+    from weika_kit.db import MAX_EVENT_BYTES
+
+    huge = orders_pb2.OrderPaid(order_id="o-big", merchant_id="m-1", mode="test",
+                                channel="x" * (MAX_EVENT_BYTES + 1))
+    with pytest.raises(ValueError, match="limit"), db.unit_of_work() as uow:
+        uow.add_event(huge)
+        uow.commit()
+    with db.unit_of_work() as uow:
+        uow.add_event(paid("o-small"))
+        uow.commit()
+    with db.engine.connect() as conn:
+        assert [r.key for r in conn.execute(select(KIT_TABLES["outbox"]))] == ["o-small"]
+
+
 def test_relay_publishes_in_order_retries_after_failure_and_marks_sent(db):
     bus = FakeBus()
     relay = OutboxRelay(db, bus, holder="a")
@@ -112,6 +127,37 @@ def test_only_one_relay_holds_the_lease_until_it_expires(db):
     assert not second.acquire()
     first.release()
     assert second.acquire()
+
+
+def test_a_publish_ends_within_the_lease_so_no_second_relay_publishes_alongside(db):
+    class SlowBus(FakeBus):
+        def publish(self, messages, timeout_s=30.0):
+            # While this relay publishes, its lease must hold; the bus is told to give up within half of it.
+            seen.append((timeout_s, Lease(db, "outbox-relay", "b", ttl_s=10).acquire()))
+            super().publish(messages, timeout_s)
+
+    seen: list[tuple[float, bool]] = []
+    relay = OutboxRelay(db, SlowBus(), holder="a", lease_ttl_s=10)
+    with db.unit_of_work() as uow:
+        uow.add_event(paid("o-1"))
+        uow.commit()
+    assert relay.publish_pending() == 1
+    assert seen == [(5.0, False)]
+
+
+def test_a_relay_whose_lease_was_taken_over_publishes_nothing(db):
+    bus = FakeBus()
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    db.clock = lambda: clock[0]
+    slow, other = OutboxRelay(db, bus, holder="a", lease_ttl_s=10), Lease(db, "outbox-relay", "b", ttl_s=10)
+    assert slow.lease.acquire()
+    with db.unit_of_work() as uow:
+        uow.add_event(paid("o-1"))
+        uow.commit()
+    clock[0] += timedelta(seconds=11)  # "a" stalled past its lease; "b" took over
+    assert other.acquire()
+    assert slow.publish_pending() == 0
+    assert bus.log.get(PAID_TOPIC, []) == [] and slow.backlog() == 1
 
 
 def test_relay_thread_publishes_soon_after_commit(db):

@@ -47,6 +47,9 @@ def utcnow() -> datetime:
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# Kafka refuses a record over its broker's message.max.bytes (1 MiB by default); an event stays well below.
+MAX_EVENT_BYTES = 900 * 1024
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC on both engines: SQLite stores naive text, so the zone is put back on read."""
 
@@ -209,6 +212,11 @@ class UnitOfWork:
         if not key:
             raise ValueError(f"event {info.message} has an empty key field {info.key!r}")
         topic = topic or info.name
+        body = payload.SerializeToString()
+        if len(body) > MAX_EVENT_BYTES:
+            # Refused here, with the state change, rather than committed to an outbox row the broker would refuse
+            # for ever (and that would hold back every event behind it).
+            raise ValueError(f"event {info.message} is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
         merchant_id = str(getattr(payload, "merchant_id", "") or "")
         mode = str(getattr(payload, "mode", "") or "")
         caller = context.current_caller()
@@ -236,7 +244,7 @@ class UnitOfWork:
                 event_id=envelope.id,
                 topic=topic,
                 key=key,
-                payload=payload.SerializeToString(),
+                payload=body,
                 headers=json.dumps(envelope.to_dict()),
                 created_at=envelope.time,
             )

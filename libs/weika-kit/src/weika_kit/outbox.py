@@ -1,7 +1,10 @@
 """The outbox relay: publishes committed outbox rows in order, retries until published, marks them sent.
 
 Only one relay per service database publishes at a time (a lease row), so replicas never reorder a key's
-events. A crash after publishing but before marking re-publishes those rows: consumers deduplicate by id.
+events. The lease is renewed immediately before every publish and a publish may take at most half the lease's
+time (the bus gives up after that), so a relay's publish always ends while its lease still holds: a second relay
+cannot take over and publish alongside a slow one. A crash after publishing but before marking re-publishes those
+rows: consumers deduplicate by id.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class OutboxRelay:
         self.idle_wait_s = idle_wait_s
         self.retry_backoff_s = retry_backoff_s
         self.lease = Lease(db, "outbox-relay", holder, lease_ttl_s)
+        self.publish_timeout_s = lease_ttl_s / 2
         self._wake = threading.Event()
         db.on_outbox_commit.append(self._wake.set)
 
@@ -97,8 +101,11 @@ class OutboxRelay:
             )
             for row in rows
         ]
+        # Fencing by time: renew, then publish within half the lease, so no other relay can hold it meanwhile.
+        if not self.lease.acquire():
+            return 0
         faults.crash_point("relay.before_publish")
-        self.bus.publish(messages)
+        self.bus.publish(messages, timeout_s=self.publish_timeout_s)
         faults.crash_point("relay.after_publish")
         with self.db.engine.begin() as conn:
             conn.execute(

@@ -42,6 +42,9 @@ class KafkaBus:
                     linger_ms=2,
                     delivery_timeout_ms=120000,
                     request_timeout_ms=30000,
+                    # send() waits this long at most for a topic's metadata (default 60 s): a publish must end
+                    # well within the outbox relay's lease.
+                    max_block_ms=3000,
                 )
             return self._producer
 
@@ -83,12 +86,15 @@ class KafkaBus:
     def publish(self, messages: Sequence[OutgoingMessage], timeout_s: float = 30.0) -> None:
         if not messages:
             return
+        # Everything, including waiting for metadata in send() (bounded by max_block_ms), ends within timeout_s:
+        # the outbox relay relies on it to finish before its lease runs out.
+        deadline = time.monotonic() + timeout_s
         try:
             producer = self._get_producer()
             futures = [producer.send(m.topic, key=m.key, value=m.value, headers=list(m.headers)) for m in messages]
-            producer.flush(timeout=timeout_s)
+            producer.flush(timeout=max(deadline - time.monotonic(), 0.01))
             for future in futures:
-                future.get(timeout=timeout_s)
+                future.get(timeout=max(deadline - time.monotonic(), 0.01))
         except KafkaError as exc:
             # Drop what is still queued: the caller (the outbox relay) publishes the same rows again, and a
             # producer kept alive would send this batch a second time for every retry during an outage.
