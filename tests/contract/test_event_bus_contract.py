@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import create_engine, select
 
 from tests.contract.app import EFFECTS, LEDGER, order_paid
@@ -213,3 +215,38 @@ def test_lag_counts_the_messages_a_member_has_not_read(stack):
     bus.close()
     assert len(got) == 2
     assert lag == {topic: 4}
+
+
+@pytest.mark.kafka
+def test_two_platforms_in_their_own_namespaces_share_a_broker_without_meeting(kafka_bootstrap):
+    """Same topic names, same group id, one broker: each platform reads only its own events, and the broker holds
+    them under the namespaced topic a partner subscribes to."""
+    from kafka import KafkaAdminClient
+
+    from weika_kit.bus.kafka import KafkaBus
+
+    topic, run = "weika.contract.order-paid.v1", uuid.uuid4().hex[:8]
+    buses = {ns: KafkaBus(kafka_bootstrap, client_id=f"ns-{ns}", session_timeout_ms=6000, namespace=ns)
+             for ns in (f"a-{run}.", f"b-{run}.")}
+    try:
+        for ns, bus in buses.items():
+            bus.ensure_topics([TopicSpec(topic, partitions=2)])
+            bus.publish([outgoing(topic, f"{ns}k{i}", i) for i in range(5)])
+        for ns, bus in buses.items():
+            consumer = bus.consumer("g-shared", [topic])
+            got = consume(consumer, 5)
+            time.sleep(1.0)  # anything from the other namespace would have arrived by now, too
+            got += consumer.poll(timeout_s=0.5)
+            assert consumer.assignment() == {(topic, 0), (topic, 1)}
+            consumer.close()
+            assert sorted(m.key.decode() for m in got) == [f"{ns}k{i}" for i in range(5)]
+            assert {m.topic for m in got} == {topic}
+            assert bus.end_offsets(topic) and sum(bus.end_offsets(topic).values()) == 5
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            assert {f"a-{run}.{topic}", f"b-{run}.{topic}"} <= set(admin.list_topics())
+        finally:
+            admin.close()
+    finally:
+        for bus in buses.values():
+            bus.close()

@@ -25,6 +25,9 @@ def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         server = request.getfixturevalue("postgres_server_url")
         extra["KAFKA_BOOTSTRAP_SERVERS"] = request.getfixturevalue("kafka_bootstrap")
         extra["REDIS_URL"] = request.getfixturevalue("redis_url")
+        # Topics and groups of its own on the shared broker: a second test run at the same time, or a platform
+        # left from another test, never takes this platform's partitions or reads its events.
+        extra["WEIKA_KAFKA_NAMESPACE"] = f"e2e-{uuid.uuid4().hex[:8]}."
         base = server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
         for name in (*SERVICES, "gateway"):
             database = f"e2e_{name}_{uuid.uuid4().hex[:8]}"

@@ -86,6 +86,7 @@ def read_order_paid(platform, order_id: str):  # type: ignore[no-untyped-def]
     if platform.mode == "kafka":
         from kafka import KafkaConsumer, TopicPartition
 
+        topic = platform.extra_env["WEIKA_KAFKA_NAMESPACE"] + topic  # this test platform's own topics
         reader = KafkaConsumer(bootstrap_servers=platform.extra_env["KAFKA_BOOTSTRAP_SERVERS"],
                                enable_auto_commit=False)
         partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]

@@ -75,6 +75,8 @@ class ServiceSettings:
     topic_partitions: int
     log_level: str
     instance_id: str
+    # Prefix of every Kafka topic and consumer group (several platforms on one cluster); empty by default.
+    kafka_namespace: str = ""
 
     @classmethod
     def from_env(cls, name: str) -> ServiceSettings:
@@ -86,6 +88,7 @@ class ServiceSettings:
             grpc_bind=env(f"WEIKA_{name.upper()}_GRPC_BIND", f"0.0.0.0:{port}") or "",
             http_port=env_int(f"WEIKA_{name.upper()}_HTTP_PORT", DEFAULT_HTTP_PORTS.get(name, 9100)),
             kafka_bootstrap_servers=env("KAFKA_BOOTSTRAP_SERVERS"),
+            kafka_namespace=env("WEIKA_KAFKA_NAMESPACE", "") or "",
             redis_url=env("REDIS_URL"),
             topic_partitions=env_int("WEIKA_TOPIC_PARTITIONS", 3),
             log_level=env("WEIKA_LOG_LEVEL", "INFO") or "INFO",

@@ -30,7 +30,8 @@ def create_bus(settings: ServiceSettings) -> EventBus:
     if settings.kafka_bootstrap_servers:
         from weika_kit.bus.kafka import KafkaBus
 
-        bus = KafkaBus(settings.kafka_bootstrap_servers, client_id=settings.instance_id)
+        bus = KafkaBus(settings.kafka_bootstrap_servers, client_id=settings.instance_id,
+                       namespace=settings.kafka_namespace)
     else:
         from weika_kit.bus.embedded import EmbeddedLog
 

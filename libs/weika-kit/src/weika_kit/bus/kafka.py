@@ -19,14 +19,25 @@ log = logging.getLogger(__name__)
 
 
 class KafkaBus:
+    """`namespace` (WEIKA_KAFKA_NAMESPACE) prefixes every Kafka topic and consumer group this bus touches, so
+    several platforms (staging beside production, parallel test runs) share one cluster without meeting; the
+    platform itself keeps using the registry's names (a received message's topic has the prefix removed)."""
+
     def __init__(self, bootstrap_servers: str, *, client_id: str = "weika", replication_factor: int = 1,
-                 session_timeout_ms: int = 10000):
+                 session_timeout_ms: int = 10000, namespace: str = ""):
         self.bootstrap_servers = bootstrap_servers
+        self.namespace = namespace
         self.client_id = client_id
         self.replication_factor = replication_factor
         self.session_timeout_ms = session_timeout_ms
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
+
+    def kafka_topic(self, topic: str) -> str:
+        return self.namespace + topic
+
+    def platform_topic(self, kafka_topic: str) -> str:
+        return kafka_topic[len(self.namespace):] if kafka_topic.startswith(self.namespace) else kafka_topic
 
     def _get_producer(self) -> KafkaProducer:
         with self._lock:
@@ -53,16 +64,17 @@ class KafkaBus:
         try:
             existing = set(admin.list_topics())
             missing = [
-                NewTopic(t.name, t.partitions, self.replication_factor,
+                NewTopic(self.kafka_topic(t.name), t.partitions, self.replication_factor,
                          topic_configs={"retention.ms": str(t.retention_ms)})
-                for t in topics if t.name not in existing
+                for t in topics if self.kafka_topic(t.name) not in existing
             ]
             for topic in missing:
                 # Another service may create it between our list and our create.
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics([topic])
             if missing:
-                self._await_leaders(admin, {t.name: t.partitions for t in topics if t.name not in existing})
+                self._await_leaders(admin, {self.kafka_topic(t.name): t.partitions for t in topics
+                                            if self.kafka_topic(t.name) not in existing})
         finally:
             admin.close()
 
@@ -91,7 +103,8 @@ class KafkaBus:
         deadline = time.monotonic() + timeout_s
         try:
             producer = self._get_producer()
-            futures = [producer.send(m.topic, key=m.key, value=m.value, headers=list(m.headers)) for m in messages]
+            futures = [producer.send(self.kafka_topic(m.topic), key=m.key, value=m.value, headers=list(m.headers))
+                       for m in messages]
             producer.flush(timeout=max(deadline - time.monotonic(), 0.01))
             for future in futures:
                 future.get(timeout=max(deadline - time.monotonic(), 0.01))
@@ -116,8 +129,8 @@ class KafkaBus:
     def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.client_id}-offsets")
         try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+            partitions = consumer.partitions_for_topic(self.kafka_topic(topic)) or set()
+            ends = consumer.end_offsets([TopicPartition(self.kafka_topic(topic), p) for p in partitions])
             return {tp.partition: offset for tp, offset in ends.items()}
         finally:
             consumer.close()
@@ -132,9 +145,11 @@ class KafkaBus:
 class KafkaGroupConsumer:
     def __init__(self, bus: KafkaBus, group_id: str, topics: Sequence[str], client_id: str):
         self.group_id = group_id
+        self._bus = bus
+        topics = [bus.kafka_topic(t) for t in topics]
         self._consumer = KafkaConsumer(
             bootstrap_servers=bus.bootstrap_servers,
-            group_id=group_id,
+            group_id=bus.namespace + group_id,
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -159,7 +174,7 @@ class KafkaGroupConsumer:
         for records in batches.values():
             out.extend(
                 Message(
-                    topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
+                    topic=self._bus.platform_topic(r.topic), partition=r.partition, offset=r.offset, key=r.key, value=r.value,
                     headers=tuple((k, v or b"") for k, v in (r.headers or [])), timestamp_ms=r.timestamp,
                 )
                 for r in records
@@ -169,7 +184,7 @@ class KafkaGroupConsumer:
     def commit(self, messages: Iterable[Message]) -> None:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for m in messages:
-            tp = TopicPartition(m.topic, m.partition)
+            tp = TopicPartition(self._bus.kafka_topic(m.topic), m.partition)
             if tp not in offsets or offsets[tp].offset < m.offset + 1:
                 offsets[tp] = OffsetAndMetadata(m.offset + 1, "", -1)
         if not offsets:
@@ -181,13 +196,14 @@ class KafkaGroupConsumer:
             log.warning("Kafka commit failed; messages will be redelivered", extra={"error": str(exc)})
 
     def assignment(self) -> set[tuple[str, int]]:
-        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        return {(self._bus.platform_topic(tp.topic), tp.partition) for tp in self._consumer.assignment()}
 
     def lag(self) -> dict[str, int]:
         """Per topic, how many messages of this member's partitions it has not read yet."""
         owned = list(self._consumer.assignment())
         # Topics whose partitions moved away report 0, so a sum over replicas does not count them twice.
-        lag: dict[str, int] = dict.fromkeys(self._consumer.subscription() or (), 0)
+        lag: dict[str, int] = dict.fromkeys((self._bus.platform_topic(t) for t in self._consumer.subscription() or ()),
+                                            0)
         if not owned:
             return lag
         try:
@@ -195,7 +211,8 @@ class KafkaGroupConsumer:
             for tp in owned:
                 position = self._consumer.position(tp, timeout_ms=1000)
                 if position is not None:
-                    lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - position)
+                    topic = self._bus.platform_topic(tp.topic)
+                    lag[topic] = lag.get(topic, 0) + max(0, ends[tp] - position)
         except KafkaError as exc:
             raise BusError(f"Kafka lag lookup failed: {exc}") from exc
         return lag
