@@ -108,3 +108,25 @@ def test_import_over_grpc_answers_rejected_with_every_row_error(db, make, stub):
     assert [(e.row, e.column) for e in answer.errors] == [(2, "category")]
     report = call(make, stub.GetImportErrors, pb.GetImportErrorsRequest(job_id=answer.job_id))
     assert report.content[:2] == b"PK" and report.filename.endswith(".xlsx")
+
+
+def test_withdraw_deliveries_over_grpc_answers_per_line_and_refuses_delivered_keys(db, make, stub):
+    card = make.product(db, kind="virtual", quantity=0)
+    cup = make.product(db, kind="physical", quantity=5)
+    call(make, stub.LoadCardKeys, pb.LoadCardKeysRequest(product_id=card.id, keys=[
+        pb.CardKeyInput(card_number=f"VIP-000{i}-AAAA", password="p") for i in range(3)]))
+    call(make, stub.ReserveStock, pb.ReserveStockRequest(order_id="ord_1", lines=[
+        pb.ReserveStockLine(product_id=card.id, quantity=2), pb.ReserveStockLine(product_id=cup.id, quantity=1)]))
+
+    def withdraw(refund_id: str, quantity: int) -> pb.WithdrawDeliveriesRequest:
+        return pb.WithdrawDeliveriesRequest(order_id="ord_1", refund_id=refund_id, lines=[
+            pb.WithdrawDeliveriesLine(product_id=card.id, quantity=quantity),
+            pb.WithdrawDeliveriesLine(product_id=cup.id, quantity=1)])
+
+    answer = call(make, stub.WithdrawDeliveries, withdraw("rfd_1", 1))
+    assert sorted((line.product_id, line.quantity) for line in answer.lines) == sorted([(card.id, 1), (cup.id, 0)])
+    make.consumer(db).process(make.message(make.paid_topic, make.order_paid(
+        "ord_1", make.line(card, 2), make.line(cup, 1))))
+    refused = refusal(make, stub.WithdrawDeliveries, withdraw("rfd_2", 1))
+    assert (refused.code, refused.status) == ("virtual_goods_delivered", grpc.StatusCode.FAILED_PRECONDITION)
+    assert refused.details == {"product_id": card.id, "delivered": "1", "requested": "1"}

@@ -39,3 +39,26 @@ def test_0002_keeps_existing_rows_and_gives_old_stock_moves_their_products_mode(
         assert conn.execute(text("SELECT position FROM categories")).scalar_one() == 0
         assert conn.execute(text("SELECT purchase_limit, details FROM products")).one() == (0, None)
     engine.dispose()
+
+
+def test_0005_gives_existing_deliveries_nothing_withdrawn(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    command.upgrade(_config(url), "0004")
+    now = datetime(2026, 6, 1, tzinfo=UTC).isoformat()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO categories (id, merchant_id, mode, name, created_at) "
+                          "VALUES ('cat_1', 'mch_1', 'test', '卡', :now)"), {"now": now})
+        conn.execute(text(
+            "INSERT INTO products (id, merchant_id, mode, kind, name, description, category_id, price, on_shelf, "
+            "stock_mode, stock_available, stock_reserved, created_at, updated_at) VALUES ('prd_1', 'mch_1', 'test', "
+            "'virtual', '卡', '', 'cat_1', 100, 1, 'limited', 5, 0, :now, :now)"), {"now": now})
+        conn.execute(text(
+            "INSERT INTO deliveries (order_id, product_id, merchant_id, mode, quantity, delivered, status, "
+            "created_at, updated_at) VALUES ('ord_1', 'prd_1', 'mch_1', 'test', 2, 1, 'pending', :now, :now)"),
+            {"now": now})
+    migrations.upgrade(url, MIGRATIONS)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT quantity, delivered, withdrawn FROM deliveries")).one() == (2, 1, 0)
+        assert conn.execute(text("SELECT count(*) FROM delivery_withdrawals")).scalar_one() == 0
+    engine.dispose()

@@ -34,11 +34,21 @@ def test_refunded_coupons_are_not_restocked(db, make):
     assert services.get_product(db, make.shop, coupon.id).available == 8
 
 
-def test_a_refunded_card_key_already_shown_stays_spent_but_an_undelivered_unit_comes_back(db, make):
+def test_a_refunded_card_key_already_shown_stays_spent_but_a_withdrawn_unit_comes_back(db, make):
     card = make.product(db, kind="virtual", quantity=2)  # two units on sale, one key behind them
     card_keys.load_card_keys(db, make.shop, card.id, [card_keys.CardKeyInput("card-0001-xyz", "pw")])
     paid(db, make, card, "ord_1", 3)  # 3 units: 1 key out, 2 pending
-    refund(db, make, "ord_1", "rfd_1", make.line(card, 3))
+    card_keys.withdraw_deliveries(db, make.shop, "ord_1", "rfd_1", [(card.id, 2)])  # before the money goes back
+    refund(db, make, "ord_1", "rfd_1", make.line(card, 2))
     keys, pending, _ = card_keys.list_deliveries(db, make.shop, "ord_1")
     assert (len(keys), pending) == (1, [])
     assert services.get_product(db, make.shop, card.id).available == 2
+
+
+def test_a_virtual_refund_that_withdrew_nothing_restocks_nothing(db, make):
+    card = make.product(db, kind="virtual", quantity=2)
+    card_keys.load_card_keys(db, make.shop, card.id, [card_keys.CardKeyInput("card-0001-xyz", "pw")])
+    paid(db, make, card, "ord_1", 1)
+    refund(db, make, "ord_1", "rfd_1", make.line(card, 1))
+    assert services.get_product(db, make.shop, card.id).available == 2  # 2 + 1 key loaded - 1 sold
+    assert len(card_keys.list_deliveries(db, make.shop, "ord_1")[0]) == 1

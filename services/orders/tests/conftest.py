@@ -85,6 +85,13 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
         self.callers: list[Caller | None] = []
         self.fail_next: list[grpc.StatusCode] = []
         self.release_fails = 0
+        # WithdrawDeliveries: units delivered per (order, product) (a key shown; default none), units withdrawn,
+        # each refund's answer, the requests, and statuses to fail the next calls with.
+        self.delivered: dict[tuple[str, str], int] = {}
+        self.withdrawn: dict[tuple[str, str], int] = {}
+        self.withdrawals: dict[str, list[catalog_pb2.WithdrawDeliveriesLine]] = {}
+        self.withdraw_requests: list[catalog_pb2.WithdrawDeliveriesRequest] = []
+        self.withdraw_fails: list[grpc.StatusCode] = []
         self.lock = threading.Lock()
 
     def ReserveStock(self, request, ctx):  # noqa: N802
@@ -132,6 +139,37 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
                 if product.stock is not None:
                     product.stock += line.quantity
             return catalog_pb2.ReleaseStockResponse(released=True)
+
+
+    def WithdrawDeliveries(self, request, ctx):  # noqa: N802
+        """The real contract: all or nothing, idempotent per refund id, refused naming a product whose units
+        were delivered; other kinds of product are answered with 0."""
+        with self.lock:
+            self.withdraw_requests.append(request)
+            if self.withdraw_fails:
+                ctx.abort(self.withdraw_fails.pop(0), "catalog is down")
+            if request.refund_id in self.withdrawals:
+                return catalog_pb2.WithdrawDeliveriesResponse(lines=self.withdrawals[request.refund_id])
+            ordered = {line.product_id: line.quantity for line in self.reservations.get(request.order_id, [])}
+            virtual = [line for line in request.lines
+                       if line.product_id in self.products and self.products[line.product_id].kind == "virtual"]
+            for line in virtual:
+                key = (request.order_id, line.product_id)
+                delivered = self.delivered.get(key, 0)
+                undelivered = ordered.get(line.product_id, 0) - delivered - self.withdrawn.get(key, 0)
+                if line.quantity > undelivered:
+                    raise Conflict(f"{self.products[line.product_id].name}: {delivered} unit(s) delivered already",
+                                   code="virtual_goods_delivered",
+                                   details={"product_id": line.product_id, "delivered": delivered,
+                                            "requested": line.quantity})
+            answer = []
+            for line in request.lines:
+                taken = line.quantity if line.product_id in {v.product_id for v in virtual} else 0
+                key = (request.order_id, line.product_id)
+                self.withdrawn[key] = self.withdrawn.get(key, 0) + taken
+                answer.append(catalog_pb2.WithdrawDeliveriesLine(product_id=line.product_id, quantity=taken))
+            self.withdrawals[request.refund_id] = answer
+            return catalog_pb2.WithdrawDeliveriesResponse(lines=answer)
 
 
 class FakeMarketing(marketing_pb2_grpc.MarketingServiceServicer):

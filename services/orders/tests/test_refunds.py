@@ -135,3 +135,66 @@ def test_an_unpaid_order_cannot_be_refunded(harness):
 
     assert refused.value.code == "invalid_order_transition"
     assert refused.value.details["current_status"] == "pending_payment"
+
+
+def card_order(harness, quantity=3):
+    order = harness.create(items=(("prd_card", quantity),))  # 3 x 9000 = 27000 - 5000 discount = 22000
+    harness.pay(order.id)
+    return order
+
+
+def test_refunding_undelivered_virtual_units_withdraws_them_from_the_catalog_first(harness):
+    order = card_order(harness, quantity=3)
+    harness.catalog.delivered[(order.id, "prd_card")] = 1  # one key shown, two units still waiting
+
+    result = refund(harness, order.id, [("prd_card", 2)])
+
+    assert (result.status, result.order_status) == ("succeeded", "paid")
+    [asked] = harness.catalog.withdraw_requests
+    assert (asked.order_id, asked.refund_id, [(x.product_id, x.quantity) for x in asked.lines]) == \
+        (order.id, result.id, [("prd_card", 2)])
+    assert harness.catalog.withdrawn[(order.id, "prd_card")] == 2
+    [event] = harness.outbox(REFUNDED, events.OrderRefunded)
+    assert (event.refund_id, [(x.product_id, x.quantity) for x in event.lines]) == (result.id, [("prd_card", 2)])
+
+
+def test_a_refund_of_delivered_virtual_units_is_refused_and_nothing_moves(harness):
+    order = card_order(harness, quantity=2)
+    harness.catalog.delivered[(order.id, "prd_card")] = 1
+
+    with pytest.raises(RemoteError) as refused:
+        refund(harness, order.id)  # both units: one of them was shown to the buyer
+
+    assert (refused.value.code, refused.value.status) == ("refund_refused", grpc.StatusCode.FAILED_PRECONDITION)
+    assert refused.value.details["refused_because"] == "virtual_goods_delivered"
+    assert (refused.value.details["product_id"], refused.value.details["delivered"]) == ("prd_card", "1")
+    assert harness.get(order.id).status == "paid"
+    assert harness.outbox(REFUNDED, events.OrderRefunded) == []
+    assert harness.catalog.withdrawn.get((order.id, "prd_card"), 0) == 0
+    assert [r.status for r in harness.rows("refunds", order_id=order.id)] == ["refused"]
+    assert harness.redemption.requests == []  # nothing voided either
+    assert refund(harness, order.id, [("prd_card", 1)]).status == "succeeded"  # the undelivered unit still can
+
+
+def test_a_refund_whose_catalog_did_not_answer_is_resumed_and_withdraws_once(harness):
+    order = card_order(harness, quantity=2)
+    harness.catalog.withdraw_fails = [grpc.StatusCode.UNAVAILABLE]
+
+    with pytest.raises(RemoteError):
+        refund(harness, order.id, [("prd_card", 1)])
+    stuck = harness.get(order.id).status
+    resumed = refund(harness, order.id, [("prd_card", 1)])
+
+    assert stuck == "refund_requested"
+    assert [r.refund_id for r in harness.catalog.withdraw_requests] == [resumed.id, resumed.id]
+    assert resumed.status == "succeeded" and harness.get(order.id).status == "paid"
+    assert harness.catalog.withdrawn[(order.id, "prd_card")] == 1
+    assert len(harness.outbox(REFUNDED, events.OrderRefunded)) == 1
+
+
+def test_a_refund_without_virtual_lines_does_not_ask_the_catalog(harness):
+    order = paid_order(harness, quantity=2)
+
+    refund(harness, order.id, [("prd_coupon", 1)])
+
+    assert harness.catalog.withdraw_requests == []

@@ -11,5 +11,8 @@ CARD_KEYS_ALLOCATED = Counter("weika_card_keys_allocated_total",
                               ["mode"])
 CARD_KEY_UNITS_PENDING = Counter("weika_card_key_units_pending_total",
                                  "Paid units that found no card key and wait for the next load.", ["mode"])
+DELIVERY_UNITS_WITHDRAWN = Counter("weika_delivery_units_withdrawn_total",
+                                   "Undelivered virtual units withdrawn by refunds before the money went back.",
+                                   ["mode"])
 PRODUCT_IMPORTS = Counter("weika_product_imports_total", "Excel imports, by outcome (imported, rejected).",
                           ["outcome"])

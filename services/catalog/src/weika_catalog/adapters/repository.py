@@ -6,15 +6,18 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from weika_catalog.adapters import tables as t
+from weika_catalog.domain.errors import DeliveryChangedConcurrently
 from weika_catalog.domain.model import CouponRule, PhysicalSpec, Product, UsageWindow, Validity, VirtualSpec
 from weika_kit.context import Caller
 from weika_kit.db import UnitOfWork
 
+AWAITING_PAYMENT = "awaiting_payment"  # a delivery row a withdrawal left before order-paid was handled
+GUARD_ATTEMPTS = 5  # how often a guarded update of a delivery re-reads the row after losing to another
 
 def rule_to_dict(rule: CouponRule) -> dict[str, Any]:
     v = rule.validity
@@ -336,37 +339,88 @@ class CatalogRepository:
 
     def add_delivery(self, order_id: str, product_id: str, quantity: int, method: str = "card_key",
                      account: str | None = None) -> bool:
-        """False when the order's delivery for this product is already recorded (a redelivered event)."""
+        """Record what order-paid owes; False when the order's delivery for this product is already recorded
+        (a redelivered event). A row a refund's withdrawal left before order-paid ("awaiting_payment") is
+        claimed: it gets the ordered quantity and keeps its withdrawn units. Either way the row stays locked
+        (PostgreSQL row lock, SQLite write lock) until commit."""
         d = t.deliveries
         now = self.uow.now()
-        insert_row = self._upsert(d)
-        # RETURNING, not rowcount: an ON CONFLICT insert through the session reports rowcount -1 on psycopg
-        inserted = self.uow.execute(insert_row.values(
-            order_id=order_id, product_id=product_id, merchant_id=self.merchant_id, mode=self.mode,
-            quantity=quantity, delivered=0, status="pending", created_at=now, updated_at=now, method=method,
-            account=account).on_conflict_do_nothing().returning(d.c.order_id)).first()
+        for _ in range(GUARD_ATTEMPTS):
+            # RETURNING, not rowcount: an ON CONFLICT insert through the session reports rowcount -1 on psycopg.
+            # On PostgreSQL an insert racing a withdrawal's insert of the same key waits for it, then conflicts.
+            inserted = self.uow.execute(self._upsert(d).values(
+                order_id=order_id, product_id=product_id, merchant_id=self.merchant_id, mode=self.mode,
+                quantity=quantity, delivered=0, withdrawn=0, status="pending", created_at=now, updated_at=now,
+                method=method, account=account).on_conflict_do_nothing().returning(d.c.order_id)).first()
+            if inserted is not None:
+                return True
+            row = self.lock_delivery(order_id, product_id)
+            if row is None:
+                continue  # the conflicting row was another merchant's or rolled back: try again
+            if row.status != AWAITING_PAYMENT:
+                return False
+            claimed = self._guarded_update(row, quantity=quantity, method=method, account=account,
+                                           status="delivered" if row.withdrawn >= quantity else "pending")
+            if claimed:
+                return True
+        raise DeliveryChangedConcurrently(
+            "the delivery kept changing while order-paid was handled; it is retried",
+            details={"order_id": order_id, "product_id": product_id})
+
+    def lock_delivery(self, order_id: str, product_id: str) -> Row[Any] | None:
+        """The delivery row as last committed, locked until commit on PostgreSQL (SQLite's BEGIN IMMEDIATE
+        already serialises writers), so a delivery and a withdrawal of the same units decide one at a time."""
+        d = t.deliveries.c
+        return self.uow.execute(select(t.deliveries).where(
+            d.order_id == order_id, d.product_id == product_id, self._mine(t.deliveries)).with_for_update()).first()
+
+    def _guarded_update(self, row: Row[Any], **values: Any) -> bool:
+        """Update the delivery only if it is still as read (quantity, delivered, withdrawn, status); False when
+        another transaction changed it first, so the caller re-reads and decides again."""
+        d = t.deliveries.c
+        result = self.uow.execute(update(t.deliveries).where(
+            d.order_id == row.order_id, d.product_id == row.product_id, self._mine(t.deliveries),
+            d.quantity == row.quantity, d.delivered == row.delivered, d.withdrawn == row.withdrawn,
+            d.status == row.status).values(updated_at=self.uow.now(), **values))
+        return bool(result.rowcount == 1)
+
+    def add_withdrawn_placeholder(self, order_id: str, product_id: str, units: int, method: str) -> bool:
+        """A withdrawal before order-paid: a row owing nothing yet with `units` withdrawn, for the delivery to
+        claim. False when a delivery row appeared meanwhile (decide on that one instead)."""
+        d = t.deliveries
+        now = self.uow.now()
+        inserted = self.uow.execute(self._upsert(d).values(
+            order_id=order_id, product_id=product_id, merchant_id=self.merchant_id, mode=self.mode, quantity=0,
+            delivered=0, withdrawn=units, status=AWAITING_PAYMENT, created_at=now, updated_at=now,
+            method=method).on_conflict_do_nothing().returning(d.c.order_id)).first()
         return inserted is not None
 
-    def complete_top_up(self, order_id: str, product_id: str, supplier_reference: str) -> None:
-        d = t.deliveries.c
-        self.uow.execute(update(t.deliveries).where(
-            d.order_id == order_id, d.product_id == product_id, d.status == "pending", self._mine(t.deliveries))
-            .values(delivered=d.quantity, status="delivered", supplier_reference=supplier_reference,
-                    updated_at=self.uow.now()))
+    def withdraw_units(self, row: Row[Any], units: int) -> bool:
+        """Add `units` to the delivery's withdrawn units, guarded on the row as read."""
+        withdrawn = row.withdrawn + units
+        if row.status == AWAITING_PAYMENT:
+            status = AWAITING_PAYMENT
+        else:
+            status = "delivered" if row.delivered >= row.quantity - withdrawn else "pending"
+        return self._guarded_update(row, withdrawn=withdrawn, status=status)
 
-    def set_delivered(self, order_id: str, product_id: str, delivered: int) -> None:
-        d = t.deliveries.c
-        self.uow.execute(update(t.deliveries).where(
-            d.order_id == order_id, d.product_id == product_id, self._mine(t.deliveries), d.status == "pending")
-            .values(delivered=delivered, updated_at=self.uow.now(),
-                    status=_case_delivered(d.quantity, delivered)))
+    def complete_top_up(self, row: Row[Any], supplier_reference: str) -> bool:
+        """The supplier topped up what the order still owes (quantity - withdrawn); guarded on the row as read."""
+        return self._guarded_update(row, delivered=row.quantity - row.withdrawn, status="delivered",
+                                    supplier_reference=supplier_reference)
+
+    def set_delivered(self, row: Row[Any], delivered: int) -> bool:
+        """`delivered` units have their keys; done once they cover quantity - withdrawn. Guarded on the row."""
+        status = "delivered" if delivered >= row.quantity - row.withdrawn else "pending"
+        return self._guarded_update(row, delivered=delivered, status=status)
 
     def deliveries(self, order_id: str) -> list[Row[Any]]:
         d = t.deliveries.c
         return list(self.uow.execute(
             select(t.deliveries, t.products.c.name.label("product_name"))
             .join(t.products, t.products.c.id == d.product_id)
-            .where(d.order_id == order_id, self._mine(t.deliveries)).order_by(d.product_id)))
+            .where(d.order_id == order_id, d.status != AWAITING_PAYMENT, self._mine(t.deliveries))
+            .order_by(d.product_id)))
 
     def pending_deliveries(self, product_id: str) -> list[Row[Any]]:
         d = t.deliveries.c
@@ -374,21 +428,23 @@ class CatalogRepository:
             d.product_id == product_id, d.status == "pending", d.method == "card_key", self._mine(t.deliveries))
             .order_by(d.created_at)))
 
-    def cancel_pending_units(self, order_id: str, product_id: str, units: int) -> int:
-        """Drop up to `units` undelivered units of a pending delivery; how many were dropped."""
-        d = t.deliveries.c
-        row = self.uow.execute(select(t.deliveries).where(
-            d.order_id == order_id, d.product_id == product_id, d.status == "pending",
-            self._mine(t.deliveries))).first()
-        if row is None:
-            return 0
-        dropped = min(units, row.quantity - row.delivered)
-        left = row.quantity - dropped
-        result = self.uow.execute(update(t.deliveries).where(
-            d.order_id == order_id, d.product_id == product_id, d.status == "pending", d.quantity == row.quantity)
-            .values(quantity=left, status="delivered" if row.delivered >= left else "pending",
-                    updated_at=self.uow.now()))
-        return dropped if result.rowcount == 1 else 0
+    # withdrawals (a refund's undelivered units)
+
+    def claim_withdrawal(self, refund_id: str, order_id: str, product_id: str, units: int) -> bool:
+        """Record the refund's withdrawal of `units`; False when this refund already withdrew this product."""
+        w = t.delivery_withdrawals
+        inserted = self.uow.execute(self._upsert(w).values(
+            refund_id=refund_id, product_id=product_id, order_id=order_id, merchant_id=self.merchant_id,
+            mode=self.mode, quantity=units, created_at=self.uow.now()).on_conflict_do_nothing()
+            .returning(w.c.refund_id)).first()
+        return inserted is not None
+
+    def withdrawals_of_refund(self, refund_id: str) -> dict[str, int]:
+        """Product -> units the refund withdrew."""
+        w = t.delivery_withdrawals.c
+        rows = self.uow.execute(select(w.product_id, w.quantity).where(
+            w.refund_id == refund_id, self._mine(t.delivery_withdrawals)))
+        return {r.product_id: int(r.quantity) for r in rows}
 
     # refunds
 
@@ -462,6 +518,3 @@ class CatalogRepository:
             c.id == image_id, c.product_id == product_id, self._mine(t.product_images)))
         return result.rowcount == 1
 
-
-def _case_delivered(quantity_column: Any, delivered: int) -> Any:
-    return case((quantity_column <= delivered, "delivered"), else_="pending")

@@ -115,7 +115,9 @@ card_keys = Table(
     Index("ix_card_keys_free", "product_id", "order_id", "created_at"),
 )
 
-# What a paid order's virtual lines are owed; "pending" while the inventory cannot cover them.
+# What a paid order's virtual lines are owed; "pending" while the inventory cannot cover them. A refund withdraws
+# undelivered units (`withdrawn`), so at most quantity - withdrawn are ever delivered; a withdrawal that comes
+# before order-paid leaves an "awaiting_payment" row (quantity 0) that the delivery then claims.
 deliveries = Table(
     "deliveries", metadata,
     Column("order_id", String(40), primary_key=True),
@@ -124,13 +126,27 @@ deliveries = Table(
     Column("mode", String(8), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("delivered", Integer, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | delivered
+    Column("status", String(16), nullable=False),  # awaiting_payment | pending | delivered
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("method", String(16), nullable=False, default="card_key"),  # card_key | top_up
     Column("account", String(100), nullable=True),  # top_up: the account topped up
     Column("supplier_reference", String(100), nullable=True),  # top_up: the supplier's transaction id
+    Column("withdrawn", Integer, nullable=False, default=0),  # units a refund took back before delivery
     Index("ix_deliveries_pending", "product_id", "status"),
+)
+
+# One row per (refund, product) withdrawn from a delivery: the refund's answer when asked again, and what its
+# order-refunded event restocks.
+delivery_withdrawals = Table(
+    "delivery_withdrawals", metadata,
+    Column("refund_id", String(40), primary_key=True),
+    Column("product_id", String(40), primary_key=True),
+    Column("order_id", String(40), nullable=False),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 # One row per (refund, product) given back, so a refund restocks once whatever delivers its event.

@@ -1,6 +1,8 @@
 """The catalog's refusals, each with a stable code."""
 
-from weika_kit.errors import Conflict, InvalidArgument, NotFound
+import grpc
+
+from weika_kit.errors import Conflict, DomainError, InvalidArgument, NotFound
 
 
 class CategoryNotFound(NotFound):
@@ -61,3 +63,17 @@ class ImportRejected(InvalidArgument):
 
 class ImportJobNotFound(NotFound):
     code = "import_job_not_found"
+
+
+class VirtualGoodsDelivered(Conflict):
+    """A refund asked to withdraw more units than are still undelivered: a key shown or a top-up performed
+    cannot be taken back."""
+
+    code = "virtual_goods_delivered"
+
+
+class DeliveryChangedConcurrently(DomainError):
+    """A delivery row kept changing under a withdrawal or a delivery: nothing was done; retry."""
+
+    code = "delivery_changed_concurrently"
+    status = grpc.StatusCode.ABORTED

@@ -190,6 +190,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                                       account=t.account, status=t.status, supplier_reference=t.supplier_reference,
                                       delivered_at=to_timestamp(t.delivered_at)) for t in top_ups])
 
+    def WithdrawDeliveries(self, request: pb.WithdrawDeliveriesRequest,  # noqa: N802
+                           context) -> pb.WithdrawDeliveriesResponse:
+        withdrawn = card_keys.withdraw_deliveries(self.db, require_caller(), request.order_id, request.refund_id,
+                                                  [(line.product_id, line.quantity) for line in request.lines])
+        return pb.WithdrawDeliveriesResponse(lines=[
+            pb.WithdrawDeliveriesLine(product_id=w.product_id, quantity=w.quantity) for w in withdrawn])
+
     def GetImportTemplate(self, request, context) -> pb.FileContent:  # noqa: N802
         return pb.FileContent(filename=imports.TEMPLATE_FILENAME, content_type=imports.XLSX,
                               content=imports.template())

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from weika_catalog import metrics
-from weika_catalog.adapters.repository import CatalogRepository
+from weika_catalog.adapters.repository import AWAITING_PAYMENT, GUARD_ATTEMPTS, CatalogRepository
 from weika_catalog.adapters.supplier import TopUpSupplier
 from weika_catalog.domain import errors
 from weika_catalog.domain.model import Product
@@ -158,29 +158,38 @@ def _allocate(repo: CatalogRepository, product_id: str, order_id: str, unit_inde
     return False
 
 
-def _deliver_units(uow: UnitOfWork, repo: CatalogRepository, product: Product, order_id: str,
-                   quantity: int) -> int:
-    """Allocate keys for the order's units not yet served; the number of units served afterwards.
-    Once every unit has its key, stock-changed "consumed" tells the orders service the goods are delivered."""
+def _deliver_units(uow: UnitOfWork, repo: CatalogRepository, product: Product, order_id: str) -> tuple[int, int]:
+    """Allocate keys for the order's units not yet served and not withdrawn by a refund; (units served before,
+    units served after). The delivery row is locked first, so a racing withdrawal waits and then sees what
+    was served. Once every owed unit has its key, stock-changed "consumed" tells the orders service the goods
+    are delivered."""
+    row = repo.lock_delivery(order_id, product.id)
+    if row is None or row.status != "pending":
+        return 0, 0
+    owed = row.quantity - row.withdrawn
     served = before = repo.allocated_units(order_id, product.id)
-    while served < quantity and _allocate(repo, product.id, order_id, served):
+    while served < owed and _allocate(repo, product.id, order_id, served):
         served += 1
-    repo.set_delivered(order_id, product.id, served)
+    if not repo.set_delivered(row, served):
+        raise errors.DeliveryChangedConcurrently(
+            "the delivery changed while its keys were allocated; it is retried",
+            details={"order_id": order_id, "product_id": product.id})
     metrics.CARD_KEYS_ALLOCATED.labels(product.mode).inc(served - before)
-    if served < quantity:
-        metrics.CARD_KEY_UNITS_PENDING.labels(product.mode).inc(quantity - served)
-    if served == quantity and before < quantity:
+    if served < owed:
+        metrics.CARD_KEY_UNITS_PENDING.labels(product.mode).inc(owed - served)
+    if served == owed and before < owed:
         _stock_changed(uow, product, order_id, 0, "consumed", _must(repo, product.id).available)
-    return served
+    return before, served
 
 
 def deliver_order(uow: UnitOfWork, caller: Caller, order_id: str, lines: list[tuple[str, int]], *,
                   account: str = "", supplier: TopUpSupplier | None = None) -> None:
-    """On order-paid: one key per unit of each card-key line, and one supplier call per top-up line. A
-    repeated or racing call delivers nothing more (the delivery row is claimed first, the (order, product,
-    unit) of a key is unique, and a supplier deduplicates by the (order, product) reference)."""
+    """On order-paid: one key per unit of each card-key line, and one supplier call per top-up line, for the
+    units a refund did not withdraw first. A repeated or racing call delivers nothing more (the delivery row
+    is claimed first, the (order, product, unit) of a key is unique, and a supplier deduplicates by the
+    (order, product) reference). Lines go by product id, the order a withdrawal locks them in."""
     repo = CatalogRepository(uow, caller)
-    for product_id, quantity in lines:
+    for product_id, quantity in sorted(lines):
         product = repo.get_product(product_id)
         if product is None or product.virtual is None:
             continue
@@ -188,11 +197,17 @@ def deliver_order(uow: UnitOfWork, caller: Caller, order_id: str, lines: list[tu
         if not repo.add_delivery(order_id, product_id, quantity, method, account if method == "top_up" else None):
             continue
         if method == "card_key":
-            _deliver_units(uow, repo, product, order_id, quantity)
+            _deliver_units(uow, repo, product, order_id)
         elif supplier is not None:
-            reference = supplier.top_up(sku=product.virtual.supplier_sku, account=account, quantity=quantity,
-                                        reference=f"{order_id}:{product_id}")
-            repo.complete_top_up(order_id, product_id, reference)
+            row = repo.lock_delivery(order_id, product_id)
+            if row is None or row.status != "pending":
+                continue  # every unit withdrawn by a refund before order-paid: nothing to top up
+            reference = supplier.top_up(sku=product.virtual.supplier_sku, account=account,
+                                        quantity=row.quantity - row.withdrawn, reference=f"{order_id}:{product_id}")
+            if not repo.complete_top_up(row, reference):
+                raise errors.DeliveryChangedConcurrently(
+                    "the delivery changed while it was topped up; it is retried",
+                    details={"order_id": order_id, "product_id": product_id})
             _stock_changed(uow, product, order_id, 0, "consumed", _must(repo, product_id).available)
 
 
@@ -200,12 +215,85 @@ def fulfil_pending_deliveries(uow: UnitOfWork, repo: CatalogRepository, product:
     """Serve deliveries waiting for keys of `product`, oldest first; how many keys they took."""
     used = 0
     for pending in repo.pending_deliveries(product.id):
-        before = pending.delivered
-        served = _deliver_units(uow, repo, product, pending.order_id, pending.quantity)
+        before, served = _deliver_units(uow, repo, product, pending.order_id)
         used += served - before
-        if served < pending.quantity:
+        if repo.free_card_keys(product.id) == 0:
             break
     return used
+
+
+@dataclass(frozen=True)
+class WithdrawnUnits:
+    product_id: str
+    quantity: int
+
+
+def withdraw_deliveries(db: Database, caller: Caller, order_id: str, refund_id: str,
+                        lines: list[tuple[str, int]]) -> list[WithdrawnUnits]:
+    """Before a refund pays back virtual units: take them out of the order's delivery so they are never
+    delivered, whether order-paid was handled already or comes later. All or nothing; idempotent per refund
+    (a repeat answers the same and withdraws nothing more). Refused with virtual_goods_delivered when a line
+    asks for more units than are still undelivered; products that are not virtual are answered with 0."""
+    if not order_id or not refund_id:
+        raise InvalidArgument("order_id and refund_id are required",
+                              details={"field": "refund_id" if order_id else "order_id"})
+    wanted: dict[str, int] = {}
+    for product_id, quantity in lines:
+        if quantity <= 0:
+            raise InvalidArgument("quantity must be at least 1", code="invalid_quantity",
+                                  details={"product_id": product_id})
+        wanted[product_id] = wanted.get(product_id, 0) + quantity
+    withdrawn = _withdraw(db, caller, order_id, refund_id, wanted)
+    if withdrawn is None:  # a concurrent call for the same refund won: answer what it recorded
+        with db.unit_of_work() as uow:
+            withdrawn = CatalogRepository(uow, caller).withdrawals_of_refund(refund_id)
+    return [WithdrawnUnits(p, withdrawn.get(p, 0)) for p in sorted(wanted)]
+
+
+def _withdraw(db: Database, caller: Caller, order_id: str, refund_id: str,
+              wanted: dict[str, int]) -> dict[str, int] | None:
+    with db.unit_of_work() as uow:
+        repo = CatalogRepository(uow, caller)
+        recorded = repo.withdrawals_of_refund(refund_id)
+        if recorded:
+            return recorded
+        withdrawn: dict[str, int] = {}
+        # By product id, the order a delivery locks the same rows in.
+        for product_id in sorted(wanted):
+            product = repo.get_product(product_id)
+            if product is None or product.virtual is None:
+                continue  # physical goods come back to stock on order-refunded; coupons are voided elsewhere
+            if not repo.claim_withdrawal(refund_id, order_id, product_id, wanted[product_id]):
+                return None
+            _withdraw_units(repo, product, order_id, wanted[product_id])
+            withdrawn[product_id] = wanted[product_id]
+        uow.commit()
+    if withdrawn:
+        metrics.DELIVERY_UNITS_WITHDRAWN.labels(caller.mode).inc(sum(withdrawn.values()))
+    return withdrawn
+
+
+def _withdraw_units(repo: CatalogRepository, product: Product, order_id: str, units: int) -> None:
+    assert product.virtual is not None
+    for _ in range(GUARD_ATTEMPTS):
+        row = repo.lock_delivery(order_id, product.id)
+        if row is None:
+            # order-paid not handled yet: leave the withdrawal for the delivery to honour
+            if repo.add_withdrawn_placeholder(order_id, product.id, units, product.virtual.delivery):
+                return
+            continue  # the delivery was recorded meanwhile (PostgreSQL waited for its commit): decide on it
+        if row.status != AWAITING_PAYMENT:
+            undelivered = row.quantity - row.delivered - row.withdrawn
+            if units > undelivered:
+                raise errors.VirtualGoodsDelivered(
+                    f"{product.name}: {row.delivered} unit(s) of this order were delivered already (a card key "
+                    f"shown, a top-up performed); {max(undelivered, 0)} can be withdrawn, not {units}",
+                    details={"product_id": product.id, "delivered": row.delivered, "requested": units})
+        if repo.withdraw_units(row, units):
+            return
+    raise errors.DeliveryChangedConcurrently(
+        "the delivery kept changing while the refund withdrew its units; nothing was withdrawn, retry",
+        details={"order_id": order_id, "product_id": product.id})
 
 
 @dataclass(frozen=True)
@@ -222,16 +310,16 @@ class TopUp:
 def list_deliveries(db: Database, caller: Caller, order_id: str) -> tuple[list[DeliveredKey], list[PendingDelivery],
                                                                        list[TopUp]]:
     """The buyer's view of an order's virtual goods: card keys decrypted, units still waiting for a key,
-    and top-ups with the supplier's transaction id."""
+    and top-ups with the supplier's transaction id (units a refund withdrew are not shown)."""
     with db.unit_of_work() as uow:
         repo = CatalogRepository(uow, caller)
         keys = repo.card_keys_of_order(order_id)
         deliveries = repo.deliveries(order_id)
-    pending = [PendingDelivery(d.product_id, d.quantity - d.delivered)
+    pending = [PendingDelivery(d.product_id, d.quantity - d.withdrawn - d.delivered)
                for d in deliveries if d.method == "card_key" and d.status == "pending"]
-    top_ups = [TopUp(d.product_id, d.product_name, d.quantity, d.account or "", d.status,
+    top_ups = [TopUp(d.product_id, d.product_name, d.quantity - d.withdrawn, d.account or "", d.status,
                      d.supplier_reference or "", d.updated_at if d.status == "delivered" else None)
-               for d in deliveries if d.method == "top_up"]
+               for d in deliveries if d.method == "top_up" and d.quantity > d.withdrawn]
     delivered = []
     for row in keys:
         secret = json.loads(crypto.decrypt(row.secret))

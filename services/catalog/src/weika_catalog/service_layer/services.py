@@ -438,10 +438,12 @@ def consume_stock(uow: UnitOfWork, caller: Caller, order_id: str) -> None:
 def restock_refund(uow: UnitOfWork, caller: Caller, refund_id: str, order_id: str,
                    lines: list[tuple[str, str, int]]) -> None:
     """On order-refunded, give back what can be sold again, once per (refund, product):
-    physical goods come back to stock; virtual goods only for units still waiting for a card key (a key
-    shown to the buyer is spent, a top-up performed); coupons are voided by the redemption service, not
-    restocked (the coupon stock was the offer, and the issued coupon is what is cancelled)."""
+    physical goods come back to stock; virtual goods only for the units the refund withdrew from the delivery
+    before the money went back (WithdrawDeliveries: a key shown to the buyer is spent, a top-up performed);
+    coupons are voided by the redemption service, not restocked (the coupon stock was the offer, and the
+    issued coupon is what is cancelled)."""
     repo = CatalogRepository(uow, caller)
+    withdrawn = repo.withdrawals_of_refund(refund_id)
     for product_id, kind, quantity in lines:
         if kind == "coupon" or quantity <= 0:
             continue
@@ -449,7 +451,7 @@ def restock_refund(uow: UnitOfWork, caller: Caller, refund_id: str, order_id: st
         if product is None:
             continue
         if product.kind == "virtual":
-            quantity = repo.cancel_pending_units(order_id, product_id, quantity)
+            quantity = withdrawn.get(product_id, 0)
             if not quantity:
                 continue
         if not repo.claim_refund_restock(refund_id, product_id, quantity):

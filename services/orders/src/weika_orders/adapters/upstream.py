@@ -112,6 +112,14 @@ class CatalogClient:
                          catalog_pb2.ReleaseStockRequest(order_id=order_id, reason=reason))
         return bool(response.released)
 
+    def withdraw_deliveries(self, order_id: str, refund_id: str, lines: list[tuple[str, int]]) -> dict[str, int]:
+        """Take that many undelivered units of each virtual line out of the order's delivery, all or nothing;
+        idempotent per refund id. Refused (virtual_goods_delivered) when a key was shown or a top-up performed."""
+        response = _call("catalog", self.stub.WithdrawDeliveries, catalog_pb2.WithdrawDeliveriesRequest(
+            order_id=order_id, refund_id=refund_id,
+            lines=[catalog_pb2.WithdrawDeliveriesLine(product_id=p, quantity=q) for p, q in lines]))
+        return {line.product_id: line.quantity for line in response.lines}
+
 
 class MarketingClient:
     def __init__(self, target: str = "marketing"):

@@ -3,9 +3,12 @@
 1. One transaction: the rules (status refundable, refund window from payment, partial refunds allowed,
    quantities not refunded yet), `<status> -> refund_requested` by conditional update, the refund row (its
    partial unique index allows one in flight per order) and its lines, history.
-2. Redemption voids that many unredeemed coupons per coupon line, all or nothing, idempotent per refund id.
-   A refusal (a coupon redeemed, or expired while the merchant does not refund expired ones) ends the refund
-   as `refused`, the order back where it was, and the caller gets `refund_refused` naming the coupon.
+2. The catalog withdraws that many undelivered units per virtual line (WithdrawDeliveries: no card key
+   allocated, no top-up performed; also before it handled order-paid), then redemption voids that many
+   unredeemed coupons per coupon line; each all or nothing and idempotent per refund id. A refusal (a key
+   already shown or a top-up performed: `virtual_goods_delivered`; a coupon redeemed, or expired while the
+   merchant does not refund expired ones) ends the refund as `refused`, the order back where it was, and the
+   caller gets `refund_refused` naming the cause.
 3. The money goes back through the channel (the provider's refund API, idempotent per refund id; nothing to
    do for `simulated`).
 4. One transaction: the refund `succeeded`, the order `refunded` (nothing left) or back where it was (partial),
@@ -133,6 +136,14 @@ def refund_order(db: Database, upstreams: Upstreams, settings: PaymentSettings, 
         allow_expired = OrdersRepository(uow, caller).settings().refund_expired_coupons
     assert refund is not None
     kinds = {line.product_id: line.product_kind for line in order.lines}
+    virtual_lines = [(p, q) for p, q in sorted(wanted.items()) if kinds.get(p) == "virtual"]
+    if virtual_lines:
+        try:
+            upstreams.catalog.withdraw_deliveries(order_id, refund_id, virtual_lines)
+        except DomainError as error:
+            if is_refusal(error):
+                _refuse(db, caller, order_id, refund_id, refund.previous_status, error)
+            raise  # no answer: the refund stays in flight; calling again resumes it
     coupon_lines = [(p, q) for p, q in sorted(wanted.items()) if kinds.get(p) == "coupon"]
     voided: list[str] = []
     if coupon_lines:
