@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from weika_kit.errors import RemoteError
 
@@ -122,6 +123,19 @@ def test_paying_an_order_returns_it_paid(client, merchant, fake, order_body):
     assert body["paid_at"] == "2026-06-18T08:00:00Z"
     assert fake.calls_of("pay_order")[0].request.order_id == order["id"]
     assert client.get(f"/v1/orders/{order['id']}", headers=merchant.test).get_json() == body
+
+
+def test_an_order_shows_the_payments_returned_to_the_customer(client, merchant, fake, order_body):
+    order = post_order(client, merchant.live, order_body()).get_json()
+    stored = next(o for (_, _, order_id), o in fake.orders.items() if order_id == order["id"])
+    stored.returned_payments.add(channel="wechat", amount=2000, status="refunded",
+                                 created_at=Timestamp(seconds=1781769600))
+
+    body = client.get(f"/v1/orders/{order['id']}", headers=merchant.live).get_json()
+
+    assert order["returned_payments"] == []
+    assert body["returned_payments"] == [{"channel": "wechat", "amount": 2000, "status": "refunded",
+                                          "created_at": "2026-06-18T08:00:00Z"}]
 
 
 def test_another_merchants_order_is_not_found(client, merchant, make_merchant, order_body, assert_error):

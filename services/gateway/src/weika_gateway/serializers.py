@@ -56,6 +56,18 @@ def store(row: Row[Any] | dict[str, Any]) -> Json:
             "address": data["address"], "created_at": iso(data["created_at"])}
 
 
+def staff_member(row: Row[Any] | dict[str, Any], key_hints: list[str]) -> Json:
+    data = row if isinstance(row, dict) else row._mapping
+    return {"id": data["id"], "name": data["name"], "role": data["role"],
+            "store_ids": [s for s in data["store_ids"].split(",") if s], "active": bool(data["active"]),
+            "api_key_hints": key_hints, "created_at": iso(data["created_at"]), "updated_at": iso(data["updated_at"])}
+
+
+def audit_entry(row: Row[Any]) -> Json:
+    return {"id": str(row.id), "at": iso(row.at), "actor_id": row.actor_id, "role": row.role,
+            "method": row.method, "path": row.path, "status": row.status, "request_id": row.request_id}
+
+
 def category(message: catalog_pb2.Category) -> Json:
     return {"id": message.id, "name": message.name, "parent_id": text_or_none(message.parent_id),
             "position": int(message.position), "created_at": ts(message, "created_at")}
@@ -154,6 +166,8 @@ def order(message: orders_pb2.Order) -> Json:
         "updated_at": ts(message, "updated_at"),
         "shipment": {"carrier": message.shipment.carrier, "tracking_number": message.shipment.tracking_number,
                      "shipped_at": ts(message.shipment, "shipped_at")} if message.HasField("shipment") else None,
+        "returned_payments": [{"channel": r.channel, "amount": int(r.amount), "status": r.status,
+                               "created_at": ts(r, "created_at")} for r in message.returned_payments],
     }
 
 

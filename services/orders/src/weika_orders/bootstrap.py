@@ -10,7 +10,7 @@ from weika.orders.v1 import orders_pb2, orders_pb2_grpc
 from weika_kit.db import Database
 from weika_kit.service import ServiceDefinition
 from weika_orders.adapters.upstream import CatalogClient, MarketingClient, RedemptionClient
-from weika_orders.config import timer_interval_s
+from weika_orders.config import PaymentSettings, timer_interval_s
 from weika_orders.entrypoints import events
 from weika_orders.entrypoints.grpc_api import OrdersServicer
 from weika_orders.service_layer.services import Upstreams
@@ -33,7 +33,9 @@ def registrations(db: Database) -> list:
 
 def background(db: Database, stop: threading.Event) -> list[Callable[[], None]]:
     catalog = CatalogClient("catalog")
-    return [lambda: run_sweeper(db, catalog, stop), lambda: run_timers(db, catalog, stop, timer_interval_s())]
+    payment_settings = PaymentSettings.from_env()
+    return [lambda: run_sweeper(db, catalog, stop, payment_settings=payment_settings),
+            lambda: run_timers(db, catalog, stop, timer_interval_s())]
 
 
 DEFINITION = ServiceDefinition(

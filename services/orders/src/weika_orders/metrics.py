@@ -13,3 +13,8 @@ ORDER_CREATIONS_ABANDONED = Counter(
 PAYMENT_NOTIFICATIONS = Counter("weika_payment_notifications_total",
                                 "Provider payment notifications received, by channel and verdict.",
                                 ["channel", "verdict"])
+STRAY_PAYMENTS = Counter(
+    "weika_stray_payments_total",
+    "Payments notified for orders that could no longer be paid (cancelled, or paid through another channel), "
+    "by channel and outcome: recorded, refunded, retrying (a refund attempt failed), failed (gave up).",
+    ["channel", "outcome"])

@@ -1,15 +1,17 @@
-"""Reads and writes of payment channel settings, payment intents and provider notifications.
+"""Reads and writes of payment channel settings, payment intents, provider notifications and stray payments.
 
 `PaymentsRepository` filters every query by the caller's merchant and mode. `channel_by_account` is the
 one lookup across tenants: a provider's notification names our account id (in the notify URL we gave it),
-and only that row tells which merchant and mode the notification is for.
+and only that row tells which merchant and mode the notification is for. `stray_refunds_due` is the
+sweeper's work list across tenants.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -63,6 +65,44 @@ class PaymentsRepository:
             code_url=code_url, prepay_id=prepay_id, qr_code=qr_code, created_at=self.uow.now())
         self.uow.execute(stmt.on_conflict_do_nothing(index_elements=["order_id", "channel"]))
 
+    def add_stray_payment(self, order_id: str, channel: str, transaction_id: str, amount: int) -> str | None:
+        """A stray payment to return, pending; None when this provider transaction is recorded already."""
+        stray_id, now = ids.new_id("stp"), self.uow.now()
+        stmt = self._insert()(t.stray_payments).values(
+            id=stray_id, merchant_id=self.merchant_id, mode=self.mode, order_id=order_id[:64], channel=channel,
+            transaction_id=transaction_id[:64], amount=amount, status="pending", refund_no=f"{stray_id}_rf",
+            attempts=0, last_error=None, created_at=now, updated_at=now)
+        # RETURNING, not rowcount: psycopg does not report a reliable rowcount for INSERT .. ON CONFLICT.
+        result = self.uow.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "transaction_id"])
+                                  .returning(t.stray_payments.c.id))
+        return stray_id if result.first() is not None else None
+
+    def stray_payment(self, stray_id: str) -> Row[Any] | None:
+        sp = t.stray_payments
+        return self.uow.execute(select(sp).where(sp.c.id == stray_id, self._mine(sp))).first()
+
+    def claim_stray_refund(self, stray_id: str, attempts_seen: int, idle_before: datetime | None) -> bool:
+        """Take the next refund attempt (attempts + 1) by a conditional update; False when another took it."""
+        sp = t.stray_payments
+        condition = [sp.c.id == stray_id, sp.c.status == "pending", sp.c.attempts == attempts_seen, self._mine(sp)]
+        if idle_before is not None:
+            condition.append(sp.c.updated_at < idle_before)
+        result = self.uow.execute(update(sp).where(*condition).values(attempts=sp.c.attempts + 1,
+                                                                      updated_at=self.uow.now()))
+        return bool(result.rowcount == 1)
+
+    def finish_stray_payment(self, stray_id: str, status: str, last_error: str | None) -> bool:
+        """pending -> refunded | failed, once."""
+        sp = t.stray_payments
+        result = self.uow.execute(update(sp).where(sp.c.id == stray_id, sp.c.status == "pending", self._mine(sp))
+                                  .values(status=status, last_error=last_error, updated_at=self.uow.now()))
+        return bool(result.rowcount == 1)
+
+    def note_stray_refund_error(self, stray_id: str, last_error: str) -> None:
+        sp = t.stray_payments
+        self.uow.execute(update(sp).where(sp.c.id == stray_id, sp.c.status == "pending", self._mine(sp))
+                         .values(last_error=last_error[:200]))
+
     def notifications(self, out_trade_no: str) -> list[Row[Any]]:
         pn = t.payment_notifications
         return list(self.uow.execute(select(pn).where(pn.c.out_trade_no == out_trade_no, self._mine(pn))
@@ -72,6 +112,13 @@ class PaymentsRepository:
 def channel_by_account(uow: UnitOfWork, account_id: str, channel: str) -> Row[Any] | None:
     pc = t.payment_channels
     return uow.execute(select(pc).where(pc.c.id == account_id, pc.c.channel == channel)).first()
+
+
+def stray_refunds_due(uow: UnitOfWork, idle_before: datetime, limit: int = 100) -> list[Row[Any]]:
+    """Every tenant's pending stray payments untouched since before `idle_before`: the sweeper's work list."""
+    sp = t.stray_payments
+    return list(uow.execute(select(sp).where(sp.c.status == "pending", sp.c.updated_at < idle_before)
+                            .order_by(sp.c.updated_at).limit(limit)))
 
 
 def record_notification(uow: UnitOfWork, *, merchant_id: str, mode: str, channel: str, account_id: str,

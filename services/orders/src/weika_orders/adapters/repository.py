@@ -36,6 +36,7 @@ from weika_orders.domain.model import (
     OrderFilter,
     OrderLine,
     OrderSettings,
+    ReturnedPayment,
     Shipment,
     may_transition,
 )
@@ -205,13 +206,17 @@ class OrdersRepository:
                             phone=_decrypt_phone(row.phone_encrypted, row.customer_id),
                             birth_year=row.birth_year, region=row.region)
         shipped = self.uow.execute(select(t.shipments).where(t.shipments.c.order_id == order_id)).first()
+        sp = t.stray_payments
+        returned = [ReturnedPayment(r.channel, r.amount, r.status, r.created_at) for r in self.uow.execute(
+            select(sp).where(sp.c.order_id == order_id, self._mine(sp)).order_by(sp.c.created_at, sp.c.id))]
         return Order(
             id=row.id, merchant_id=row.merchant_id, mode=row.mode, status=row.status, customer=customer,
             store_id=row.store_id, total_amount=row.total_amount, discount_amount=row.discount_amount,
             payable_amount=row.payable_amount, paid_amount=row.paid_amount, channel=row.channel,
             created_at=row.created_at, updated_at=row.updated_at, paid_at=row.paid_at, lines=lines,
             discounts=[Discount(**d) for d in json.loads(row.discounts)],
-            shipment=Shipment(shipped.carrier, shipped.tracking_number, shipped.shipped_at) if shipped else None)
+            shipment=Shipment(shipped.carrier, shipped.tracking_number, shipped.shipped_at) if shipped else None,
+            returned_payments=returned)
 
     # --- customers with their order totals
 

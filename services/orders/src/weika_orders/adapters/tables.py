@@ -227,3 +227,26 @@ customer_tags = Table(
     Column("position", Integer, nullable=False),  # the order the merchant gave them in
     Index("ix_customer_tags_tag", "merchant_id", "mode", "tag"),
 )
+
+# Money a provider notified for an order that could no longer be paid (cancelled, or paid through another
+# channel), returned through the same channel. One row per provider transaction: a redelivered notification
+# records nothing new, so the money goes back once.
+stray_payments = Table(
+    "stray_payments", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("order_id", String(64), nullable=False),  # the notification's out_trade_no
+    Column("channel", String(16), nullable=False),
+    Column("transaction_id", String(64), nullable=False),  # WeChat transaction_id / Alipay trade_no
+    Column("amount", BigId, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | refunded | failed
+    Column("refund_no", String(64), nullable=False),  # out_refund_no / out_request_no: a retry is a no-op there
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", String(200), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("channel", "transaction_id", name="uq_stray_payments_transaction"),
+    Index("ix_stray_payments_order", "merchant_id", "mode", "order_id"),
+    Index("ix_stray_payments_status", "status", "updated_at"),
+)

@@ -285,6 +285,16 @@ class Customer:
         return mask_phone(self.phone)
 
 
+@dataclass(frozen=True)
+class ReturnedPayment:
+    """Money a provider took for this order after it could no longer be paid, and its way back."""
+
+    channel: str
+    amount: int
+    status: str  # pending | refunded | failed
+    created_at: datetime
+
+
 @dataclass
 class Order:
     id: str
@@ -304,6 +314,7 @@ class Order:
     lines: list[OrderLine] = field(default_factory=list)
     discounts: list[Discount] = field(default_factory=list)
     shipment: Shipment | None = None
+    returned_payments: list[ReturnedPayment] = field(default_factory=list)
 
     @property
     def has_physical_goods(self) -> bool:

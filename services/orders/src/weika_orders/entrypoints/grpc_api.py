@@ -42,7 +42,10 @@ def order_to_pb(order: Order) -> pb.Order:
         discounts=[pb.OrderDiscount(rule_id=d.rule_id, kind=d.kind, amount=d.amount, description=d.description)
                    for d in order.discounts],
         shipment=pb.Shipment(carrier=order.shipment.carrier, tracking_number=order.shipment.tracking_number,
-                             shipped_at=to_timestamp(order.shipment.shipped_at)) if order.shipment else None)
+                             shipped_at=to_timestamp(order.shipment.shipped_at)) if order.shipment else None,
+        returned_payments=[pb.ReturnedPayment(channel=r.channel, amount=r.amount, status=r.status,
+                                              created_at=to_timestamp(r.created_at))
+                           for r in order.returned_payments])
 
 
 def _customer_pb(summary: CustomerSummary) -> pb.CustomerSummary:
@@ -125,7 +128,8 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     def HandlePaymentNotification(self, request: pb.PaymentNotification,  # noqa: N802
                                   context) -> pb.PaymentNotificationReply:
         headers = {name.lower(): value for name, value in request.headers.items()}
-        reply = payments.handle_notification(self.db, request.channel, headers, request.body, request.account)
+        reply = payments.handle_notification(self.db, self.payment_settings, request.channel, headers, request.body,
+                                             request.account)
         return pb.PaymentNotificationReply(http_status=reply.http_status, content_type=reply.content_type,
                                            body=reply.body, verdict=reply.verdict)
 

@@ -8,6 +8,12 @@ parameters verifies with the Alipay public key, app_id is the merchant's, notify
 Then out_trade_no must be one of the merchant's orders and the amount its payable amount, and the order
 is paid by the same conditional `pending_payment -> paid` update as every payment: a duplicate changes
 nothing. Every notification is recorded in payment_notifications with its verdict.
+
+Money notified for an order that can no longer be paid (cancelled: the customer paid as the auto-cancel timer
+won; or paid through the other channel) is a stray payment: recorded once per provider transaction in the
+same transaction as the verdict, then refunded through its channel with a refund number derived from its
+id (a retry is a no-op at the provider). A refund attempt that fails is retried by the sweeper with backoff,
+each attempt claimed by a conditional update so one replica makes it, until MAX_STRAY_REFUND_ATTEMPTS.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from urllib.parse import parse_qsl
 from weika_kit import context, crypto, ids
 from weika_kit.context import Caller
 from weika_kit.db import Database
+from weika_kit.errors import DomainError
 from weika_orders import metrics
 from weika_orders.adapters import provider_crypto as pc
 from weika_orders.adapters import providers
@@ -29,6 +36,7 @@ from weika_orders.adapters.payments_repository import (
     PaymentsRepository,
     channel_by_account,
     record_notification,
+    stray_refunds_due,
 )
 from weika_orders.adapters.repository import OrdersRepository
 from weika_orders.config import PaymentSettings
@@ -50,6 +58,9 @@ from weika_orders.service_layer.services import _must_get, record_payment
 log = logging.getLogger(__name__)
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_STRAY_REFUND_ATTEMPTS = 10
+STRAY_REFUND_FIRST_RETRY = timedelta(minutes=1)  # doubled after every failed attempt, up to the cap below
+STRAY_REFUND_MAX_BACKOFF = timedelta(hours=1)
 ALIPAY_SUCCESS_STATES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 
 
@@ -213,14 +224,20 @@ def start_channel_payment(db: Database, settings: PaymentSettings, caller: Calle
 def refund_through_channel(db: Database, settings: PaymentSettings, caller: Caller, order: Order, refund_id: str,
                            amount: int) -> None:
     """Money back through the provider the order was paid with; the refund id makes a retry a no-op there."""
-    _, config = _configured(db, caller, order.channel)
+    _refund_at_provider(db, settings, caller, order.channel, order.id, refund_id, amount, order.paid_amount)
+
+
+def _refund_at_provider(db: Database, settings: PaymentSettings, caller: Caller, channel: str, out_trade_no: str,
+                        refund_no: str, amount: int, total: int) -> None:
+    """`amount` of the `total` paid for `out_trade_no` through `channel` back to the customer."""
+    _, config = _configured(db, caller, channel)
     wechat_url, alipay_url = _provider_urls(settings, caller.mode)
     if isinstance(config, WechatPayConfig):
-        providers.wechat_refund(wechat_url, config, out_trade_no=order.id, out_refund_no=refund_id, refund=amount,
-                                total=order.paid_amount, now=db.clock())
+        providers.wechat_refund(wechat_url, config, out_trade_no=out_trade_no, out_refund_no=refund_no,
+                                refund=amount, total=total, now=db.clock())
     else:
-        providers.alipay_refund(alipay_url, config, out_trade_no=order.id, out_request_no=refund_id, refund=amount,
-                                now=db.clock())
+        providers.alipay_refund(alipay_url, config, out_trade_no=out_trade_no, out_request_no=refund_no,
+                                refund=amount, now=db.clock())
 
 
 # --- notifications
@@ -307,9 +324,10 @@ def _reply(channel: str, verdict: Verdict) -> NotificationReply:
                              verdict.verdict)
 
 
-def handle_notification(db: Database, channel: str, headers: dict[str, str], body: bytes,
+def handle_notification(db: Database, settings: PaymentSettings, channel: str, headers: dict[str, str], body: bytes,
                         account_id: str) -> NotificationReply:
-    """Verify a provider notification; pay the order exactly once; record and answer every notification."""
+    """Verify a provider notification; pay the order exactly once (or return money it cannot take); record and
+    answer every notification."""
     channel = channel.strip()
     if channel not in pch.PROVIDER_CHANNELS:
         return _finish(db, channel, account_id, None, Verdict(pch.REJECTED, "unknown_channel"))
@@ -325,16 +343,18 @@ def handle_notification(db: Database, channel: str, headers: dict[str, str], bod
                    else verify_alipay(config, body, now))
         if verdict.verdict != pch.PAID:
             return _finish(db, channel, account_id, tenant, verdict)
-        return _settle(db, tenant, channel, account_id, verdict)
+        return _settle(db, settings, tenant, channel, account_id, verdict)
 
 
-def _settle(db: Database, tenant: Caller, channel: str, account_id: str, verdict: Verdict) -> NotificationReply:
+def _settle(db: Database, settings: PaymentSettings, tenant: Caller, channel: str, account_id: str,
+            verdict: Verdict) -> NotificationReply:
     """A verified success: a channel test is confirmed; an order is paid if the amount is its payable amount."""
     if verdict.out_trade_no.startswith(CHANNEL_TEST_PREFIX):
         ok = verdict.amount == CHANNEL_TEST_AMOUNT
         return _finish(db, channel, account_id, tenant, Verdict(
             pch.TEST_VERIFIED if ok else pch.REJECTED, "verified" if ok else "amount_mismatch",
             verdict.out_trade_no, verdict.notification_id, verdict.transaction_id, verdict.amount))
+    stray_id: str | None = None
     with db.unit_of_work() as uow:
         repo = OrdersRepository(uow, tenant)
         order = repo.get_order(verdict.out_trade_no)
@@ -351,14 +371,30 @@ def _settle(db: Database, tenant: Caller, channel: str, account_id: str, verdict
         else:
             order = repo.get_order(order.id) or order
             # Money arrived for an order that is cancelled or paid another way: acknowledged (the provider
-            # holds the money either way), recorded, and logged loudly so it is refunded.
-            outcome = Verdict(pch.NOT_PAYABLE, f"order_{order.status}"[:64], *_said(verdict))
-            log.error("payment notified for an order that cannot be paid",
-                      extra={"order_id": order.id, "status": order.status, "channel": channel})
+            # holds the money either way) and recorded as a stray payment to return, once per transaction.
+            stray_id = PaymentsRepository(uow, tenant).add_stray_payment(
+                order.id, channel, verdict.transaction_id, verdict.amount or 0)
+            if stray_id is None:
+                outcome = Verdict(pch.DUPLICATE, "already_returning", *_said(verdict))
+            else:
+                outcome = Verdict(pch.NOT_PAYABLE, f"order_{order.status}"[:64], *_said(verdict))
+                repo.add_history(order.id, order.status, order.status, f"provider:{channel}",
+                                 "late_payment_refunding")
+                log.warning("payment notified for an order that cannot be paid; returning it",
+                            extra={"order_id": order.id, "status": order.status, "channel": channel,
+                                   "stray_payment_id": stray_id, "amount": verdict.amount})
         _record(uow, tenant, channel, account_id, outcome)
         uow.commit()
     if outcome.verdict == pch.PAID:
         metrics.ORDERS_PAID.labels(tenant.mode, channel).inc()
+    if stray_id is not None:
+        metrics.STRAY_PAYMENTS.labels(channel, "recorded").inc()
+        try:
+            refund_stray_payment(db, settings, tenant, stray_id, attempts_seen=0)
+        except Exception:
+            # Acknowledged all the same: the stray payment is committed and the sweeper retries it.
+            log.exception("refund of a stray payment failed; the sweeper retries it",
+                          extra={"stray_payment_id": stray_id, "order_id": verdict.out_trade_no})
     return _answer(channel, outcome)
 
 
@@ -392,6 +428,83 @@ def _answer(channel: str, verdict: Verdict) -> NotificationReply:
     log.log(level, "payment notification", extra={"channel": channel, "verdict": verdict.verdict,
                                                   "reason": verdict.reason, "order_id": verdict.out_trade_no})
     return _reply(channel, verdict)
+
+
+# --- stray payments: money for an order that could no longer be paid, returned
+
+
+def stray_refund_backoff(attempts: int) -> timedelta:
+    """How long a stray payment waits after its `attempts`-th failed refund attempt before the next one."""
+    return min(STRAY_REFUND_FIRST_RETRY * 2 ** max(attempts - 1, 0), STRAY_REFUND_MAX_BACKOFF)
+
+
+def refund_stray_payment(db: Database, settings: PaymentSettings, tenant: Caller, stray_id: str,
+                         attempts_seen: int, idle_before: datetime | None = None) -> str | None:
+    """One refund attempt, claimed first (so one replica makes it); the status after it, None if not claimed."""
+    with db.unit_of_work() as uow:
+        repo = PaymentsRepository(uow, tenant)
+        if not repo.claim_stray_refund(stray_id, attempts_seen, idle_before):
+            return None
+        stray = repo.stray_payment(stray_id)
+        uow.commit()
+    assert stray is not None
+    try:
+        # WeChat wants the total paid in that transaction: the stray payment's own amount.
+        _refund_at_provider(db, settings, tenant, stray.channel, stray.order_id, stray.refund_no, stray.amount,
+                            stray.amount)
+    except DomainError as error:
+        return _stray_refund_failed(db, tenant, stray, f"{error.code}: {error.message}")
+    with db.unit_of_work() as uow:
+        if PaymentsRepository(uow, tenant).finish_stray_payment(stray_id, "refunded", None):
+            orders = OrdersRepository(uow, tenant)
+            status = orders.status_of(stray.order_id) or ""
+            orders.add_history(stray.order_id, status, status, f"provider:{stray.channel}", "late_payment_refunded")
+            uow.commit()
+            metrics.STRAY_PAYMENTS.labels(stray.channel, "refunded").inc()
+            log.info("stray payment refunded", extra={"order_id": stray.order_id, "stray_payment_id": stray_id,
+                                                      "channel": stray.channel, "amount": stray.amount})
+    return "refunded"
+
+
+def _stray_refund_failed(db: Database, tenant: Caller, stray: Any, why: str) -> str:
+    """Pending for the sweeper to retry, or `failed` once the attempts are used up (then a human must act)."""
+    gave_up = stray.attempts >= MAX_STRAY_REFUND_ATTEMPTS
+    extra = {"order_id": stray.order_id, "stray_payment_id": stray.id, "channel": stray.channel,
+             "amount": stray.amount, "attempts": stray.attempts, "error": why}
+    with db.unit_of_work() as uow:
+        repo = PaymentsRepository(uow, tenant)
+        if not gave_up:
+            repo.note_stray_refund_error(stray.id, why)
+            uow.commit()
+            metrics.STRAY_PAYMENTS.labels(stray.channel, "retrying").inc()
+            log.warning("refund of a stray payment failed; retrying later", extra=extra)
+            return "pending"
+        if repo.finish_stray_payment(stray.id, "failed", why[:200]):
+            orders = OrdersRepository(uow, tenant)
+            status = orders.status_of(stray.order_id) or ""
+            orders.add_history(stray.order_id, status, status, f"provider:{stray.channel}",
+                               "late_payment_refund_failed")
+            uow.commit()
+            metrics.STRAY_PAYMENTS.labels(stray.channel, "failed").inc()
+            log.error("refund of a stray payment gave up: return the money by hand", extra=extra)
+    return "failed"
+
+
+def retry_stray_refunds(db: Database, settings: PaymentSettings) -> int:
+    """One more refund attempt for every tenant's stray payment whose backoff has passed; how many got refunded."""
+    now = db.clock()
+    with db.unit_of_work() as uow:
+        due = stray_refunds_due(uow, now - STRAY_REFUND_FIRST_RETRY)
+    refunded = 0
+    for row in due:
+        idle_before = now - stray_refund_backoff(row.attempts)
+        if row.updated_at >= idle_before:
+            continue
+        tenant = Caller(row.merchant_id, row.mode, staff_id=f"provider:{row.channel}", role="system")
+        with context.bound(caller=tenant, request_id=context.new_request_id()):
+            if refund_stray_payment(db, settings, tenant, row.id, row.attempts, idle_before) == "refunded":
+                refunded += 1
+    return refunded
 
 
 # --- channel test (模拟支付)

@@ -4,6 +4,7 @@ An order stays `creating` when its creator died (or the catalog or marketing fai
 nobody retried. After STUCK_AFTER the sweeper claims it (`creating -> failed`, a conditional update, so a
 late retry completing it at the same moment cannot both win), then asks the catalog to release its stock,
 and records the release only once the catalog confirmed it; unconfirmed releases are retried every sweep.
+It also retries the refunds of stray payments (payments.retry_stray_refunds) whose backoff has passed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from weika_orders.adapters.repository import (
     orders_stuck_in_creating,
 )
 from weika_orders.adapters.upstream import CatalogClient
+from weika_orders.config import PaymentSettings
 from weika_orders.domain.model import CREATING, FAILED
+from weika_orders.service_layer.payments import retry_stray_refunds
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +71,16 @@ def sweep_once(db: Database, catalog: CatalogClient) -> int:
 
 
 def run_sweeper(db: Database, catalog: CatalogClient, stop: threading.Event,
-                interval_s: float = SWEEP_INTERVAL_S) -> None:
+                interval_s: float = SWEEP_INTERVAL_S, payment_settings: PaymentSettings | None = None) -> None:
     """Sweep until `stop` is set; a failed sweep is logged and the next one tries again."""
     while not stop.is_set():
         try:
             sweep_once(db, catalog)
         except Exception:
             log.exception("order sweep failed")
+        if payment_settings is not None:
+            try:
+                retry_stray_refunds(db, payment_settings)
+            except Exception:
+                log.exception("stray payment refund sweep failed")
         stop.wait(interval_s)
