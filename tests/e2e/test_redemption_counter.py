@@ -57,3 +57,35 @@ def test_check_redeem_by_qr_reverse_and_list_through_the_rest_api(platform):
     results = [a["result"] for a in api.get("/v1/redemption-attempts", params={"store_id": store["id"]}).json()["data"]]
     assert results == ["ok", "check:coupon_already_redeemed", "ok", "coupon_not_found", "check:ok",
                        "check:coupon_threshold_not_met"]
+
+
+def test_a_clerk_with_a_key_of_their_own_redeems_at_their_store_only_and_is_named_everywhere(platform):
+    shop = open_shop(platform)
+    owner: Api = shop["api"]
+    store, other = shop["stores"]
+    appointed = owner.post("/v1/staff", json={"name": "Wang Fang", "role": "clerk", "store_ids": [store["id"]]})
+    assert appointed.status_code == 201, appointed.text
+    clerk_id = appointed.json()["id"]
+    clerk = Api(platform.url, appointed.json()["api_key"])
+
+    order = owner.post("/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+        "customer": {"external_id": "wx-openid-8"}, "items": [{"product_id": shop["product"]["id"], "quantity": 1}],
+    }).json()
+    assert owner.post(f"/v1/orders/{order['id']}/pay", json={"channel": "simulated"}).status_code == 200
+    [coupon] = eventually(lambda: owner.get("/v1/coupons", params={"order_id": order["id"]}).json()["data"] or None)
+
+    elsewhere = clerk.post("/v1/redemptions", json={"code": coupon["code"], "store_id": other["id"],
+                                                    "order_amount": 6000})
+    assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (404, "store_not_found")
+    no_catalog = clerk.post("/v1/categories", json={"name": "x"})
+    assert (no_catalog.status_code, no_catalog.json()["error"]["code"]) == (403, "role_not_allowed")
+
+    redeemed = clerk.post("/v1/redemptions", json={"code": coupon["code"], "store_id": store["id"],
+                                                   "order_amount": 6000})
+    assert redeemed.status_code == 201, redeemed.text
+    assert redeemed.json()["operator_id"] == clerk_id
+    listed = owner.get("/v1/redemptions", params={"operator_id": clerk_id}).json()["data"]
+    assert [r["id"] for r in listed] == [redeemed.json()["id"]]
+    audit = owner.get("/v1/audit-log", params={"actor_id": clerk_id}).json()["data"]
+    assert [(e["path"], e["status"]) for e in audit] == [
+        ("/v1/redemptions", 201), ("/v1/categories", 403), ("/v1/redemptions", 404)]

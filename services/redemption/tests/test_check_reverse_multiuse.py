@@ -376,6 +376,20 @@ def test_attempts_are_listed_with_checks_and_refusals_filtered_and_paginated(db,
     assert refused.code == "invalid_page_token"
 
 
+def test_store_staff_see_only_their_stores_history_and_may_not_ask_for_another(db, issue_code):
+    redeem(db, issue_code(), store_id="sto_a")
+    redeem(db, issue_code(), caller=OTHER_CLERK, store_id="sto_b")
+    at_a = Caller("mch_tea", "live", staff_id="stf_a", role="clerk", store_ids=("sto_a",))
+    assert [r.store_id for r in services.list_redemptions(db, at_a, services.ListFilter()).redemptions] == ["sto_a"]
+    assert {a.store_id for a in services.list_attempts(db, at_a, services.ListFilter()).attempts} == {"sto_a"}
+    for listing in (services.list_redemptions, services.list_attempts):
+        refused = refusal_of(lambda f=listing: f(db, at_a, services.ListFilter(store_id="sto_b")))
+        assert refused.code == "store_not_permitted"
+    # merchant-wide callers still see both stores
+    assert {r.store_id for r in services.list_redemptions(db, CLERK, services.ListFilter()).redemptions} == \
+        {"sto_a", "sto_b"}
+
+
 def test_check_details_travel_as_json_through_grpc(db, issue_code):
     from weika.redemption.v1 import redemption_pb2 as pb
     from weika_kit.context import bound

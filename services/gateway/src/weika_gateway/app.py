@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from weika_gateway import errors, limiter
+from weika_gateway.adapters.repository import AuditRepository
 from weika_gateway.clients import GrpcServiceClients, ServiceClients
 from weika_gateway.config import MAX_BODY_BYTES, GatewaySettings
 from weika_gateway.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
@@ -28,9 +29,10 @@ from weika_gateway.routes import (
     payments,
     redemptions,
     reports,
+    staff,
     stores,
 )
-from weika_gateway.state import EXTENSION, GatewayState
+from weika_gateway.state import EXTENSION, GatewayState, state
 from weika_kit import context, hotstate
 from weika_kit.db import Database
 from weika_kit.errors import DomainError, RemoteError
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("weika_gateway.access")
 
 BLUEPRINTS = (merchants.bp, stores.bp, catalog.bp, orders.bp, deliveries.bp, coupons.bp, redemptions.bp, reports.bp,
-              health.bp, payments.bp, order_lifecycle.bp, customers.bp)
+              health.bp, payments.bp, order_lifecycle.bp, customers.bp, staff.bp)
 REQUEST_ID_HEADER = "X-Request-Id"
 # A caller's request id is echoed into headers and logs: printable ASCII, no spaces, bounded.
 _VALID_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -96,7 +98,22 @@ def _finish_request(response: Response) -> Response:
     access_log.info("http request", extra={
         "request_id": request_id, "method": request.method, "route": route, "status": response.status_code,
         "duration_ms": round(elapsed * 1000, 2), **_caller_fields()})
+    _audit(response.status_code, request_id)
     return response
+
+
+def _audit(status: int, request_id: str) -> None:
+    """Every change an authenticated caller asked for, allowed or refused, goes to the audit log."""
+    caller = g.get("caller")
+    if caller is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    try:
+        with state().db.unit_of_work() as uow:
+            AuditRepository(uow, caller).add(actor_id=caller.staff_id, role=caller.role, method=request.method,
+                                             path=request.path, status=status, request_id=request_id)
+            uow.commit()
+    except Exception:  # the answer stands; a lost audit line is an operational alarm, not the caller's error
+        log.exception("could not write the audit log", extra={"request_id": request_id})
 
 
 def _caller_fields() -> dict[str, str]:
@@ -104,7 +121,7 @@ def _caller_fields() -> dict[str, str]:
     caller = g.get("caller")
     if caller is None:
         return {}
-    return {"merchant_id": caller.merchant_id, "mode": caller.mode, "api_key_id": caller.staff_id}
+    return {"merchant_id": caller.merchant_id, "mode": caller.mode, "actor_id": caller.staff_id, "role": caller.role}
 
 
 def _end_request(_error: BaseException | None) -> None:

@@ -1,4 +1,8 @@
-"""Bearer authentication: merchant API keys (stored as sha256, one mode each) and the operator token."""
+"""Bearer authentication and authorization.
+
+Merchant API keys (stored as sha256, one mode each) act as the owner; staff keys act as their staff member, with
+the member's role and, for store roles, the member's stores. Every /v1 endpoint is allowed per role in ROLE_POLICY
+(an endpoint not listed is for the owner and managers only), and the services check the stores again."""
 
 from __future__ import annotations
 
@@ -13,7 +17,12 @@ from typing import Any, TypeVar
 from flask import g, request
 
 from weika_gateway.adapters.repository import MerchantRepository
-from weika_gateway.errors import NotAuthenticated, OperatorTokenNotConfigured, OperatorTokenRequired
+from weika_gateway.errors import (
+    NotAuthenticated,
+    OperatorTokenNotConfigured,
+    OperatorTokenRequired,
+    RoleNotAllowed,
+)
 from weika_gateway.state import state
 from weika_kit import context, ids
 from weika_kit.context import Caller
@@ -22,6 +31,38 @@ KEY_PREFIXES = {"live": "wk_live_", "test": "wk_test_"}
 # secrets.token_urlsafe(24) is 32 URL-safe characters: 192 random bits.
 KEY_RANDOM_BYTES = 24
 OWNER_ROLE = "owner"
+MANAGER_ROLE = "manager"
+STORE_MANAGER_ROLE = "store_manager"
+CLERK_ROLE = "clerk"
+ANALYST_ROLE = "analyst"
+# Roles a staff member can have (the owner is the merchant's own key), and which are limited to their stores.
+STAFF_ROLES = (MANAGER_ROLE, STORE_MANAGER_ROLE, CLERK_ROLE, ANALYST_ROLE)
+STORE_ROLES = (STORE_MANAGER_ROLE, CLERK_ROLE)
+
+# The counter: look up products, orders and coupons, check and redeem (at their stores; the services check).
+_CLERK = frozenset({
+    "merchants.get_merchant", "staff.whoami", "stores.list_stores", "stores.get_store",
+    "catalog.list_categories", "catalog.list_products", "catalog.get_product", "catalog.get_product_image",
+    "coupons.list_coupons", "coupons.coupon_qr", "redemptions.check_coupon", "redemptions.redeem_coupon",
+    "redemptions.list_redemptions", "orders.get_order", "order_lifecycle.list_orders",
+    "order_lifecycle.count_orders", "order_lifecycle.order_history",
+})
+_STORE_MANAGER = _CLERK | {"redemptions.reverse_redemption", "redemptions.list_redemption_attempts",
+                           "order_lifecycle.ship_order"}
+# Reads everything but secrets: card keys, delivered keys, payment channel settings, staff and the audit log.
+_ANALYST = frozenset({
+    "merchants.get_merchant", "staff.whoami", "stores.list_stores", "stores.get_store", "catalog.list_categories",
+    "catalog.list_products", "catalog.get_product", "catalog.get_product_image", "catalog.list_stock_moves",
+    "catalog.import_template", "coupons.list_coupons", "customers.list_customers", "customers.get_customer",
+    "orders.get_order", "order_lifecycle.list_orders", "order_lifecycle.count_orders",
+    "order_lifecycle.order_history", "order_lifecycle.get_order_settings", "redemptions.list_redemptions",
+    "redemptions.list_redemption_attempts", "redemptions.get_redemption_settings", "reports.overview",
+})
+# None: every endpoint.
+ROLE_POLICY: dict[str, frozenset[str] | None] = {
+    OWNER_ROLE: None, MANAGER_ROLE: None, STORE_MANAGER_ROLE: _STORE_MANAGER, CLERK_ROLE: _CLERK,
+    ANALYST_ROLE: _ANALYST,
+}
 MAX_TOKEN_LENGTH = 512
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -59,12 +100,30 @@ def bearer_token() -> str | None:
 
 
 def caller_for_key(token: str) -> Caller | None:
-    """The caller an API key acts as: its merchant, in its mode only, as the owner of every store."""
+    """The caller an API key acts as, in its mode only: the merchant's own key as the owner of every store; a
+    staff key as that staff member, with their role and stores, while they are active."""
     with state().db.unit_of_work() as uow:
-        key = MerchantRepository(uow).find_active_key(hash_key(token))
+        repo = MerchantRepository(uow)
+        key = repo.find_active_key(hash_key(token))
+        member = repo.get_staff_member(key.staff_id) if key is not None and key.staff_id else None
     if key is None:
         return None
-    return Caller(merchant_id=key.merchant_id, mode=key.mode, staff_id=key.id, role=OWNER_ROLE, store_ids=())
+    if not key.staff_id:
+        return Caller(merchant_id=key.merchant_id, mode=key.mode, staff_id=key.id, role=OWNER_ROLE, store_ids=())
+    if member is None or not member.active:
+        return None
+    stores = tuple(s for s in member.store_ids.split(",") if s)
+    return Caller(merchant_id=key.merchant_id, mode=key.mode, staff_id=member.id, role=member.role,
+                  store_ids=stores)
+
+
+def authorize(caller: Caller, endpoint: str | None) -> None:
+    """Refuse, 403 role_not_allowed, what the caller's role may not do."""
+    allowed = ROLE_POLICY.get(caller.role, frozenset())
+    if allowed is None or (endpoint is not None and endpoint in allowed):
+        return
+    raise RoleNotAllowed(f"a {caller.role.replace('_', ' ')} may not do this ({request.method} {request.path})",
+                         details={"role": caller.role, "endpoint": endpoint or ""})
 
 
 def api_key_required(view: View) -> View:
@@ -77,6 +136,7 @@ def api_key_required(view: View) -> View:
         if caller is None:
             raise NotAuthenticated("a valid API key is required: Authorization: Bearer <key>")
         g.caller = caller
+        authorize(caller, request.endpoint)
         with context.bound(caller=caller):
             return view(*args, **kwargs)
 

@@ -36,6 +36,9 @@ SERVICE_UNAVAILABLE = "service_unavailable"
 SERVICE_TIMEOUT = "service_timeout"
 INTERNAL_ERROR = "internal_error"
 TOO_MANY_ATTEMPTS = "too_many_attempts"
+ROLE_NOT_ALLOWED = "role_not_allowed"
+ROLE_NOT_ASSIGNABLE = "role_not_assignable"
+STAFF_NOT_FOUND = "staff_not_found"
 
 HTTP_STATUS_BY_GRPC: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -97,6 +100,22 @@ class NotAuthenticated(Unauthenticated):
 
 class OperatorTokenRequired(PermissionDenied):
     code = OPERATOR_TOKEN_REQUIRED
+
+
+class RoleNotAllowed(PermissionDenied):
+    """The caller's role may not do this (a clerk changing the catalog, an analyst redeeming)."""
+
+    code = ROLE_NOT_ALLOWED
+
+
+class RoleNotAssignable(PermissionDenied):
+    """Only the owner appoints managers; nobody appoints an owner."""
+
+    code = ROLE_NOT_ASSIGNABLE
+
+
+class StaffNotFound(NotFound):
+    code = STAFF_NOT_FOUND
 
 
 class TooManyAttempts(TooManyRequests):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
 
 from weika_gateway.adapters import tables as t
@@ -25,10 +25,11 @@ class MerchantRepository:
         self.uow.execute(insert(t.merchants).values(**row))
         return row
 
-    def add_api_key(self, *, id: str, merchant_id: str, mode: str, key_hash: str, key_hint: str) -> None:
+    def add_api_key(self, *, id: str, merchant_id: str, mode: str, key_hash: str, key_hint: str,
+                    staff_id: str | None = None) -> None:
         self.uow.execute(insert(t.api_keys).values(
             id=id, merchant_id=merchant_id, mode=mode, key_hash=key_hash, key_hint=key_hint,
-            created_at=self.uow.now(), revoked_at=None))
+            created_at=self.uow.now(), revoked_at=None, staff_id=staff_id))
 
     def get_merchant(self, merchant_id: str) -> Row[Any] | None:
         return self.uow.execute(select(t.merchants).where(t.merchants.c.id == merchant_id)).first()
@@ -36,8 +37,12 @@ class MerchantRepository:
     def find_active_key(self, key_hash: str) -> Row[Any] | None:
         """The unrevoked key with this hash, with its merchant's id and mode."""
         return self.uow.execute(
-            select(t.api_keys.c.id, t.api_keys.c.merchant_id, t.api_keys.c.mode)
+            select(t.api_keys.c.id, t.api_keys.c.merchant_id, t.api_keys.c.mode, t.api_keys.c.staff_id)
             .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))).first()
+
+    def get_staff_member(self, staff_id: str) -> Row[Any] | None:
+        """A staff member by id, whoever asks (authentication runs before there is a caller)."""
+        return self.uow.execute(select(t.staff).where(t.staff.c.id == staff_id)).first()
 
 
 class StoreRepository:
@@ -86,3 +91,70 @@ class IdempotencyRepository:
         self.uow.execute(insert(t.idempotency_records).values(
             merchant_id=self.merchant_id, mode=self.mode, idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint, order_id=order_id, created_at=self.uow.now()))
+
+
+class StaffRepository:
+    """The caller's staff, in the caller's mode, and their keys."""
+
+    def __init__(self, uow: UnitOfWork, caller: Caller):
+        self.uow = uow
+        self.merchant_id = caller.merchant_id
+        self.mode = caller.mode
+
+    def _mine(self):  # type: ignore[no-untyped-def]
+        return (t.staff.c.merchant_id == self.merchant_id) & (t.staff.c.mode == self.mode)
+
+    def add(self, *, id: str, name: str, role: str, store_ids: list[str]) -> dict[str, Any]:
+        now = self.uow.now()
+        row = {"id": id, "name": name, "role": role, "store_ids": ",".join(store_ids), "active": True,
+               "created_at": now, "updated_at": now}
+        self.uow.execute(insert(t.staff).values(merchant_id=self.merchant_id, mode=self.mode, **row))
+        return row
+
+    def get(self, staff_id: str) -> Row[Any] | None:
+        return self.uow.execute(select(t.staff).where(t.staff.c.id == staff_id, self._mine())).first()
+
+    def list(self) -> list[Row[Any]]:
+        return list(self.uow.execute(
+            select(t.staff).where(self._mine()).order_by(t.staff.c.created_at, t.staff.c.id)))
+
+    def update(self, staff_id: str, **values: Any) -> None:
+        if "store_ids" in values:
+            values["store_ids"] = ",".join(values["store_ids"])
+        self.uow.execute(update(t.staff).where(t.staff.c.id == staff_id, self._mine())
+                         .values(**values, updated_at=self.uow.now()))
+
+    def revoke_keys(self, staff_id: str) -> int:
+        return int(self.uow.execute(
+            update(t.api_keys).where(t.api_keys.c.staff_id == staff_id, t.api_keys.c.merchant_id == self.merchant_id,
+                                     t.api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=self.uow.now())).rowcount)
+
+    def key_hints(self, staff_id: str) -> list[str]:
+        rows = self.uow.execute(select(t.api_keys.c.key_hint).where(
+            t.api_keys.c.staff_id == staff_id, t.api_keys.c.merchant_id == self.merchant_id,
+            t.api_keys.c.revoked_at.is_(None)).order_by(t.api_keys.c.created_at))
+        return [row.key_hint for row in rows]
+
+
+class AuditRepository:
+    """The audit log of the caller's merchant and mode."""
+
+    def __init__(self, uow: UnitOfWork, caller: Caller):
+        self.uow = uow
+        self.merchant_id = caller.merchant_id
+        self.mode = caller.mode
+
+    def add(self, *, actor_id: str, role: str, method: str, path: str, status: int, request_id: str) -> None:
+        self.uow.execute(insert(t.audit_log).values(
+            merchant_id=self.merchant_id, mode=self.mode, actor_id=actor_id, role=role, method=method,
+            path=path[:300], status=status, request_id=request_id[:128], at=self.uow.now()))
+
+    def list(self, *, actor_id: str | None, before_id: int | None, limit: int) -> list[Row[Any]]:
+        a = t.audit_log.c
+        query = select(t.audit_log).where(a.merchant_id == self.merchant_id, a.mode == self.mode)
+        if actor_id:
+            query = query.where(a.actor_id == actor_id)
+        if before_id is not None:
+            query = query.where(a.id < before_id)
+        return list(self.uow.execute(query.order_by(a.id.desc()).limit(limit)))

@@ -1,9 +1,11 @@
 """The gateway's tables (SQLAlchemy Core): merchants, API keys, stores, idempotency records, and the kit's."""
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -11,7 +13,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from weika_kit.db import UTCDateTime, define_kit_tables
+from weika_kit.db import BigId, UTCDateTime, define_kit_tables
 
 metadata = MetaData()
 define_kit_tables(metadata)
@@ -35,6 +37,8 @@ api_keys = Table(
     Column("key_hint", String(24), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
+    # Set for a staff member's key (the key acts with the staff's role and stores); empty for the merchant's own.
+    Column("staff_id", String(40), nullable=True),
     UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
     Index("ix_api_keys_merchant", "merchant_id", "mode"),
 )
@@ -64,4 +68,35 @@ idempotency_records = Table(
     Column("order_id", String(40), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("merchant_id", "mode", "idempotency_key", name="pk_idempotency_records"),
+)
+
+# The merchant's staff, per mode: a role, and for store roles the stores they work at. Each has API keys of its own.
+staff = Table(
+    "staff", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("store_ids", String(2100), nullable=False),  # comma-separated; empty = every store
+    Column("active", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_staff_tenant", "merchant_id", "mode", "created_at"),
+)
+
+# Every change made through the API (any method but GET), whoever made it and how it ended.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_id", String(40), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("actor_id", String(40), nullable=False),  # a staff id, or the merchant key's id
+    Column("role", String(20), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", String(300), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_audit_log_tenant", "merchant_id", "mode", "id"),
 )

@@ -54,6 +54,7 @@ class RedemptionRepository:
         self.uow = uow
         self.merchant_id = caller.merchant_id
         self.mode = caller.mode
+        self.store_ids = tuple(caller.store_ids)  # store staff see their stores' history only
 
     def _mine(self, table: t.Table):  # type: ignore[no-untyped-def]
         return (table.c.merchant_id == self.merchant_id) & (table.c.mode == self.mode)
@@ -167,6 +168,8 @@ class RedemptionRepository:
         """Newest first by (redeemed_at, id); `after` is the last row of the previous page."""
         r = t.redemptions.c
         query = select(t.redemptions).where(self._mine(t.redemptions))
+        if self.store_ids:
+            query = query.where(r.store_id.in_(self.store_ids))
         if store_id:
             query = query.where(r.store_id == store_id)
         if operator_id:
@@ -186,6 +189,8 @@ class RedemptionRepository:
         """Newest first by id (ids grow with time)."""
         a = t.redemption_attempts.c
         query = select(t.redemption_attempts).where(self._mine(t.redemption_attempts))
+        if self.store_ids:
+            query = query.where(a.store_id.in_(self.store_ids))
         if store_id:
             query = query.where(a.store_id == store_id)
         if operator_id:

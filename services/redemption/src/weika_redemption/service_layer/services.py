@@ -436,9 +436,16 @@ def _untoken(token: str) -> Any:
                               details={"field": "page_token"}) from None
 
 
+def _check_store_filter(caller: Caller, query: ListFilter) -> None:
+    if query.store_id and not caller.may_act_at_store(query.store_id):
+        raise errors.StoreNotPermitted("you do not work at this store", details={"store_id": query.store_id})
+
+
 def list_redemptions(db: Database, caller: Caller, query: ListFilter) -> RedemptionPage:
-    """The caller's redemptions, newest first; reversed ones included (with reversed_at)."""
+    """The caller's redemptions, newest first; reversed ones included (with reversed_at). Store staff see
+    their stores' only."""
     _check_range(query)
+    _check_store_filter(caller, query)
     size = _page_size(query.page_size)
     after = None
     if query.page_token:
@@ -458,8 +465,9 @@ def list_redemptions(db: Database, caller: Caller, query: ListFilter) -> Redempt
 
 
 def list_attempts(db: Database, caller: Caller, query: ListFilter) -> AttemptPage:
-    """Every attempt (redemptions and checks, refused or not), newest first."""
+    """Every attempt (redemptions and checks, refused or not), newest first. Store staff see their stores' only."""
     _check_range(query)
+    _check_store_filter(caller, query)
     size = _page_size(query.page_size)
     after_id = None
     if query.page_token:
