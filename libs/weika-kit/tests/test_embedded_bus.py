@@ -267,8 +267,28 @@ def test_assignment_is_round_robin_over_sorted_members_and_pairs() -> None:
     assert round_robin_assignment({}, {"x": 3}) == {}
 
 
-def test_paused_member_is_evicted_and_rejoins(db: Path) -> None:
+def test_a_slow_handler_keeps_its_partitions_past_the_session_timeout(db: Path) -> None:
+    """As with Kafka, liveness is heartbeated in the background: a member busy for three session timeouts
+    between two polls is not evicted, and the other member never takes its partitions meanwhile."""
     with EmbeddedLog(db, session_timeout_s=1.0) as bus:
+        bus.ensure_topics([TopicSpec("t", partitions=2)])
+        every = {("t", 0), ("t", 1)}
+        busy = bus.consumer("g", ["t"], client_id="a")
+        other = bus.consumer("g", ["t"], client_id="b")
+        settle([busy, other], every)
+        share = other.assignment()
+        end = time.monotonic() + 3.0  # `busy` is inside a long handler: no poll at all
+        while time.monotonic() < end:
+            other.poll(timeout_s=0.1)
+            assert other.assignment() == share
+        assert len(busy.poll(timeout_s=0.1)) == 0 and busy.assignment() == every - share
+        busy.close()
+        other.close()
+
+
+def test_paused_member_is_evicted_and_rejoins(db: Path) -> None:
+    # past max_poll_interval_s without a poll, a member stops heartbeating (Kafka's max.poll.interval.ms)
+    with EmbeddedLog(db, session_timeout_s=1.0, max_poll_interval_s=1.5) as bus:
         bus.ensure_topics([TopicSpec("t", partitions=2)])
         every = {("t", 0), ("t", 1)}
         active = bus.consumer("g", ["t"], client_id="a")

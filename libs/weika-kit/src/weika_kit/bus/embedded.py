@@ -217,6 +217,7 @@ class EmbeddedLog:
         default_partitions: int = 3,
         session_timeout_s: float = 10.0,
         default_retention_ms: int = DEFAULT_RETENTION_MS,
+        max_poll_interval_s: float = 300.0,
     ) -> None:
         if default_partitions < 1:
             raise ValueError("default_partitions must be at least 1")
@@ -225,6 +226,9 @@ class EmbeddedLog:
         self.path = Path(path)
         self.default_partitions = default_partitions
         self.session_timeout_s = session_timeout_s
+        # As Kafka's max.poll.interval.ms: a member that has not polled for this long stops heartbeating and
+        # is evicted, however alive its process is; until then a slow handler keeps its partitions.
+        self.max_poll_interval_s = max_poll_interval_s
         self.default_retention_ms = default_retention_ms
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -504,6 +508,11 @@ class EmbeddedConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._last_sync = -math.inf
         self._last_heartbeat = -math.inf
+        self._last_poll = time.monotonic()
+        # Heartbeats from a thread of their own, as Kafka's client does, so a handler that runs longer than the
+        # session timeout between two polls keeps its partitions (up to max_poll_interval_s).
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
         self._rotation = 0
         # (data_version, owned) at the last empty fetch: unchanged means no new rows, so skip the queries.
         self._idle_state: tuple[int, frozenset[TopicPartition]] | None = None
@@ -515,7 +524,8 @@ class EmbeddedConsumer:
             raise BusError("the consumer is closed")
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
-        deadline = time.monotonic() + max(0.0, timeout_s)
+        self._last_poll = time.monotonic()
+        deadline = self._last_poll + max(0.0, timeout_s)
         sleep_s = MIN_IDLE_SLEEP_S
         try:
             while True:
@@ -567,6 +577,9 @@ class EmbeddedConsumer:
         if self._closed:
             return
         self._closed = True
+        self._heartbeat_stop.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout=5)
         try:
             if self._joined:
                 with _write_tx(self._conn) as conn:
@@ -706,6 +719,10 @@ class EmbeddedConsumer:
             )
         # Only now that the claims are durable does local state follow them.
         self._joined = True
+        if self._heartbeat_thread is None:
+            self._heartbeat_thread = threading.Thread(
+                target=self._heartbeat_loop, name=f"heartbeat-{self.member_id}", daemon=True)
+            self._heartbeat_thread.start()
         self._idle_state = None
         self._last_heartbeat = self._last_sync = time.monotonic()
         # A partition new to this member starts at the committed offset; one it kept keeps its position.
@@ -716,6 +733,29 @@ class EmbeddedConsumer:
         if owned != self._owned:
             log.info("consumer %s in group %s now owns %s", self.member_id, self.group_id, sorted(owned))
         self._owned = owned
+
+    def _heartbeat_loop(self) -> None:
+        """Keep the membership alive between polls; never touches the poller's state (its own connection, and
+        an eviction it meets is left for the next poll to notice and rejoin)."""
+        interval = self._session_timeout_ms / 1000 / 3
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._heartbeat_stop.wait(interval):
+                now = time.monotonic()
+                if now - self._last_heartbeat < interval or now - self._last_poll > self._bus.max_poll_interval_s:
+                    continue  # the poller heartbeats itself; or it stopped polling and must lose its partitions
+                try:
+                    conn = conn or _connect(self._bus.path)
+                    with _write_tx(conn):
+                        conn.execute(
+                            "UPDATE bus_members SET heartbeat_ms = ? WHERE group_id = ? AND member_id = ?",
+                            (_now_ms(), self.group_id, self.member_id),
+                        )
+                except sqlite3.Error as exc:
+                    log.debug("background heartbeat of %s failed: %s", self.member_id, exc)
+        finally:
+            if conn is not None:
+                conn.close()
 
     def _light_heartbeat(self) -> bool:
         """A heartbeat alone, without fsync; False when this member was evicted."""
