@@ -130,3 +130,28 @@ def test_withdraw_deliveries_over_grpc_answers_per_line_and_refuses_delivered_ke
     refused = refusal(make, stub.WithdrawDeliveries, withdraw("rfd_2", 1))
     assert (refused.code, refused.status) == ("virtual_goods_delivered", grpc.StatusCode.FAILED_PRECONDITION)
     assert refused.details == {"product_id": card.id, "delivered": "1", "requested": "1"}
+
+
+def test_restore_deliveries_over_grpc_gives_the_units_back_once_and_refuses_after_the_restock(db, make, stub):
+    card = make.product(db, kind="virtual", quantity=0)
+    call(make, stub.LoadCardKeys, pb.LoadCardKeysRequest(product_id=card.id, keys=[
+        pb.CardKeyInput(card_number=f"VIP-000{i}-AAAA", password="p") for i in range(4)]))
+    for order_id in ("ord_1", "ord_2"):
+        call(make, stub.ReserveStock, pb.ReserveStockRequest(order_id=order_id, lines=[
+            pb.ReserveStockLine(product_id=card.id, quantity=2)]))
+        call(make, stub.WithdrawDeliveries, pb.WithdrawDeliveriesRequest(
+            order_id=order_id, refund_id=f"rfd_{order_id}", lines=[
+                pb.WithdrawDeliveriesLine(product_id=card.id, quantity=1)]))
+
+    answer = call(make, stub.RestoreDeliveries, pb.RestoreDeliveriesRequest(order_id="ord_1", refund_id="rfd_ord_1"))
+    assert [(line.product_id, line.quantity) for line in answer.lines] == [(card.id, 1)]
+    unknown = call(make, stub.RestoreDeliveries, pb.RestoreDeliveriesRequest(order_id="ord_1", refund_id="rfd_x"))
+    assert list(unknown.lines) == []
+    again = refusal(make, stub.WithdrawDeliveries, pb.WithdrawDeliveriesRequest(
+        order_id="ord_1", refund_id="rfd_ord_1", lines=[pb.WithdrawDeliveriesLine(product_id=card.id, quantity=1)]))
+    assert (again.code, again.status) == ("withdrawal_restored", grpc.StatusCode.FAILED_PRECONDITION)
+    make.consumer(db).process(make.message(make.refunded_topic, make.order_refunded(
+        "ord_2", "rfd_ord_2", make.line(card, 1))))
+    refused = refusal(make, stub.RestoreDeliveries, pb.RestoreDeliveriesRequest(
+        order_id="ord_2", refund_id="rfd_ord_2"))
+    assert (refused.code, refused.status) == ("withdrawal_already_refunded", grpc.StatusCode.FAILED_PRECONDITION)

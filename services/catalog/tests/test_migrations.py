@@ -62,3 +62,18 @@ def test_0005_gives_existing_deliveries_nothing_withdrawn(tmp_path):
         assert conn.execute(text("SELECT quantity, delivered, withdrawn FROM deliveries")).one() == (2, 1, 0)
         assert conn.execute(text("SELECT count(*) FROM delivery_withdrawals")).scalar_one() == 0
     engine.dispose()
+
+
+def test_0006_leaves_existing_withdrawals_not_restored(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    command.upgrade(_config(url), "0005")
+    now = datetime(2026, 6, 1, tzinfo=UTC).isoformat()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO delivery_withdrawals (refund_id, product_id, order_id, merchant_id, mode, quantity, "
+            "created_at) VALUES ('rfd_1', 'prd_1', 'ord_1', 'mch_1', 'test', 2, :now)"), {"now": now})
+    migrations.upgrade(url, MIGRATIONS)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT quantity, restored_at FROM delivery_withdrawals")).one() == (2, None)
+    engine.dispose()

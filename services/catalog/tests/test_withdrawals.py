@@ -272,3 +272,181 @@ def test_order_paid_racing_a_withdrawal_never_delivers_a_withdrawn_unit(store, m
         assert (row.delivered, row.status) == (len(allocated), "delivered")
     handed_out = sum(len(unit_indexes(store, make, order_id)) for order_id in orders)
     assert services.get_product(store, make.shop, card.id).card_keys_available == 3 * len(orders) - handed_out
+
+
+def test_a_withdrawal_of_every_unit_still_waiting_for_a_key_announces_the_goods_delivered_once(store, make):
+    card = card_product(store, make, loaded=1, on_sale=3)
+    services.reserve_stock(store, make.shop, "ord_1", [(card.id, 3)])
+    pay(store, make, card, "ord_1", 3)  # 1 key out, 2 pending
+    assert consumed_events(store, make, "ord_1") == 0
+
+    assert withdraw(store, make, "ord_1", "rfd_1", (card.id, 2)) == [(card.id, 2)]
+    withdraw(store, make, "ord_1", "rfd_1", (card.id, 2))  # the refund asks again
+
+    row = delivery(store, "ord_1", card.id)
+    assert (row.delivered, row.withdrawn, row.status) == (1, 2, "delivered")
+    assert card_keys.list_deliveries(store, make.shop, "ord_1")[1] == []
+    assert consumed_events(store, make, "ord_1") == 1
+    card_keys.load_card_keys(store, make.shop, card.id, keys(2, prefix="more"))  # nothing owed: keys stay free
+    assert unit_indexes(store, make, "ord_1") == [0]
+    assert consumed_events(store, make, "ord_1") == 1
+
+
+# RestoreDeliveries: a refund refused after its withdrawal gives the units back, once.
+
+def restore(db, make, order_id: str, refund_id: str, **options) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    return [(r.product_id, r.quantity)
+            for r in card_keys.restore_deliveries(db, make.shop, order_id, refund_id, **options)]
+
+
+def test_a_restore_before_order_paid_lets_order_paid_deliver_every_unit(store, make):
+    card = card_product(store, make, loaded=5)
+    services.reserve_stock(store, make.shop, "ord_1", [(card.id, 3)])
+    withdraw(store, make, "ord_1", "rfd_1", (card.id, 2))
+
+    assert restore(store, make, "ord_1", "rfd_1") == [(card.id, 2)]
+    pay(store, make, card, "ord_1", 3)
+
+    assert unit_indexes(store, make, "ord_1") == [0, 1, 2]
+    row = delivery(store, "ord_1", card.id)
+    assert (row.quantity, row.delivered, row.withdrawn, row.status) == (3, 3, 0, "delivered")
+    assert consumed_events(store, make, "ord_1") == 1
+    # an order-refunded of that refund (never sent for a refused one) restocks nothing given back
+    refunded(store, make, "ord_1", "rfd_1", card, 2)
+    assert services.get_product(store, make.shop, card.id).available == 2
+
+
+def test_a_restore_after_order_paid_allocates_free_keys_to_the_restored_units_once(store, make):
+    card = card_product(store, make, loaded=0, on_sale=2)
+    services.reserve_stock(store, make.shop, "ord_1", [(card.id, 2)])
+    withdraw(store, make, "ord_1", "rfd_1", (card.id, 2))
+    pay(store, make, card, "ord_1", 2)  # nothing owed
+    card_keys.load_card_keys(store, make.shop, card.id, keys(3))  # no delivery waits: all 3 free
+    assert consumed_events(store, make, "ord_1") == 0
+
+    first = restore(store, make, "ord_1", "rfd_1")
+    again = restore(store, make, "ord_1", "rfd_1")
+
+    assert first == again == [(card.id, 2)]
+    assert unit_indexes(store, make, "ord_1") == [0, 1]
+    row = delivery(store, "ord_1", card.id)
+    assert (row.delivered, row.withdrawn, row.status) == (2, 0, "delivered")
+    assert services.get_product(store, make.shop, card.id).card_keys_available == 1
+    assert consumed_events(store, make, "ord_1") == 1
+
+
+def test_restored_units_without_free_keys_wait_and_the_next_load_serves_them(store, make):
+    card = card_product(store, make, loaded=1, on_sale=3)
+    services.reserve_stock(store, make.shop, "ord_1", [(card.id, 3)])
+    pay(store, make, card, "ord_1", 3)
+    withdraw(store, make, "ord_1", "rfd_1", (card.id, 2))  # completes the delivery: "consumed" once
+
+    assert restore(store, make, "ord_1", "rfd_1") == [(card.id, 2)]
+
+    assert [(p.product_id, p.quantity) for p in card_keys.list_deliveries(store, make.shop, "ord_1")[1]] == [
+        (card.id, 2)]
+    assert delivery(store, "ord_1", card.id).status == "pending"
+    card_keys.load_card_keys(store, make.shop, card.id, keys(2, prefix="more"))
+    assert unit_indexes(store, make, "ord_1") == [0, 1, 2]
+    assert consumed_events(store, make, "ord_1") == 2  # delivered again once the restored units have keys
+
+
+def test_a_restore_of_an_unknown_refund_or_of_another_order_restores_nothing(store, make):
+    card = card_product(store, make, loaded=0, on_sale=2)
+    services.reserve_stock(store, make.shop, "ord_1", [(card.id, 2)])
+    withdraw(store, make, "ord_1", "rfd_1", (card.id, 1))
+
+    assert restore(store, make, "ord_1", "rfd_unknown") == []
+    assert restore(store, make, "ord_2", "rfd_1") == []
+    assert delivery(store, "ord_1", card.id).withdrawn == 1
+    with pytest.raises(errors.InvalidArgument):
+        restore(store, make, "ord_1", "")
+
+
+def test_a_restored_refund_never_withdraws_again(store, make):
+    card = card_product(store, make, loaded=0, on_sale=3)
+    services.reserve_stock(store, make.shop, "ord_1", [(card.id, 3)])
+    withdraw(store, make, "ord_1", "rfd_1", (card.id, 2))
+    restore(store, make, "ord_1", "rfd_1")
+
+    with pytest.raises(errors.WithdrawalRestored) as refused:
+        withdraw(store, make, "ord_1", "rfd_1", (card.id, 2))
+
+    assert refused.value.code == "withdrawal_restored"
+    assert delivery(store, "ord_1", card.id).withdrawn == 0
+    assert withdraw(store, make, "ord_1", "rfd_2", (card.id, 2)) == [(card.id, 2)]  # a new refund may
+
+
+def test_a_restore_after_the_refund_restocked_its_units_is_refused_and_changes_nothing(store, make):
+    card = card_product(store, make, loaded=3)
+    services.reserve_stock(store, make.shop, "ord_1", [(card.id, 2)])
+    withdraw(store, make, "ord_1", "rfd_1", (card.id, 2))
+    pay(store, make, card, "ord_1", 2)
+    refunded(store, make, "ord_1", "rfd_1", card, 2)
+    before = delivery(store, "ord_1", card.id)
+
+    with pytest.raises(errors.WithdrawalAlreadyRefunded) as refused:
+        restore(store, make, "ord_1", "rfd_1")
+
+    assert refused.value.code == "withdrawal_already_refunded"
+    assert refused.value.details["product_id"] == card.id
+    assert delivery(store, "ord_1", card.id) == before
+    assert unit_indexes(store, make, "ord_1") == []
+    assert withdraw(store, make, "ord_1", "rfd_1", (card.id, 2)) == [(card.id, 2)]  # not marked restored
+
+
+def test_a_restored_top_up_is_topped_up_through_the_supplier_under_a_reference_of_its_own(db, make, monkeypatch):
+    from weika_catalog.entrypoints import events
+
+    calls: list[dict] = []  # type: ignore[type-arg]
+
+    class RecordingSupplier:
+        name = "recording"
+
+        def top_up(self, **request) -> str:  # type: ignore[no-untyped-def]
+            calls.append(request)
+            return f"sup_{len(calls)}"
+
+    supplier = RecordingSupplier()
+    monkeypatch.setattr(events, "TOP_UP_SUPPLIER", supplier)
+    credit = make.product(db, kind="virtual", quantity=10, delivery="top_up")
+    services.reserve_stock(db, make.shop, "ord_1", [(credit.id, 3)])
+    withdraw(db, make, "ord_1", "rfd_1", (credit.id, 1))
+    pay(db, make, credit, "ord_1", 3)  # 2 topped up
+    consumed_before = consumed_events(db, make, "ord_1")
+
+    assert restore(db, make, "ord_1", "rfd_1", supplier=supplier) == [(credit.id, 1)]
+    restore(db, make, "ord_1", "rfd_1", supplier=supplier)
+
+    assert [(c["reference"], c["quantity"]) for c in calls] == [
+        (f"ord_1:{credit.id}", 2), (f"ord_1:{credit.id}:rfd_1", 1)]
+    [top_up] = card_keys.list_deliveries(db, make.shop, "ord_1")[2]
+    assert (top_up.status, top_up.quantity, top_up.supplier_reference) == ("delivered", 3, "sup_2")
+    assert consumed_events(db, make, "ord_1") == consumed_before + 1
+
+
+@pytest.mark.postgres
+def test_racing_restores_of_one_refund_restore_once(make, make_db, fresh_postgres_database):
+    db = make_db(fresh_postgres_database("catalog_restore_race"))
+    card = card_product(db, make, loaded=0, on_sale=2)
+    services.reserve_stock(db, make.shop, "ord_1", [(card.id, 2)])
+    withdraw(db, make, "ord_1", "rfd_1", (card.id, 2))
+    pay(db, make, card, "ord_1", 2)
+    card_keys.load_card_keys(db, make.shop, card.id, keys(4))
+    barrier = threading.Barrier(3)
+    answers: list[list[tuple[str, int]]] = []
+
+    def restore_now() -> None:
+        barrier.wait()
+        answers.append(restore(db, make, "ord_1", "rfd_1"))
+
+    threads = [threading.Thread(target=restore_now) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert answers == [[(card.id, 2)]] * 3
+    assert unit_indexes(db, make, "ord_1") == [0, 1]
+    assert services.get_product(db, make.shop, card.id).card_keys_available == 2
+    assert consumed_events(db, make, "ord_1") == 1

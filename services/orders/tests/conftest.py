@@ -92,6 +92,11 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
         self.withdrawals: dict[str, list[catalog_pb2.WithdrawDeliveriesLine]] = {}
         self.withdraw_requests: list[catalog_pb2.WithdrawDeliveriesRequest] = []
         self.withdraw_fails: list[grpc.StatusCode] = []
+        # RestoreDeliveries: the refunds whose withdrawal was given back (with the answer), the requests, and
+        # statuses to fail the next calls with (before anything is restored).
+        self.restored: dict[str, list[catalog_pb2.WithdrawDeliveriesLine]] = {}
+        self.restore_requests: list[catalog_pb2.RestoreDeliveriesRequest] = []
+        self.restore_fails: list[grpc.StatusCode] = []
         self.lock = threading.Lock()
 
     def ReserveStock(self, request, ctx):  # noqa: N802
@@ -148,6 +153,9 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
             self.withdraw_requests.append(request)
             if self.withdraw_fails:
                 ctx.abort(self.withdraw_fails.pop(0), "catalog is down")
+            if request.refund_id in self.restored:
+                raise Conflict(f"refund {request.refund_id} was refused and its withdrawn units given back",
+                               code="withdrawal_restored", details={"refund_id": request.refund_id})
             if request.refund_id in self.withdrawals:
                 return catalog_pb2.WithdrawDeliveriesResponse(lines=self.withdrawals[request.refund_id])
             ordered = {line.product_id: line.quantity for line in self.reservations.get(request.order_id, [])}
@@ -170,6 +178,23 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
                 answer.append(catalog_pb2.WithdrawDeliveriesLine(product_id=line.product_id, quantity=taken))
             self.withdrawals[request.refund_id] = answer
             return catalog_pb2.WithdrawDeliveriesResponse(lines=answer)
+
+    def RestoreDeliveries(self, request, ctx):  # noqa: N802
+        """The real contract: gives back exactly what the refund withdrew, once per refund id (a repeat answers
+        the same); a refund that withdrew nothing (or another order's) answers no lines."""
+        with self.lock:
+            self.restore_requests.append(request)
+            if self.restore_fails:
+                ctx.abort(self.restore_fails.pop(0), "catalog is down")
+            order_of = {r.refund_id: r.order_id for r in self.withdraw_requests}
+            if order_of.get(request.refund_id) != request.order_id or request.refund_id not in self.withdrawals:
+                return catalog_pb2.RestoreDeliveriesResponse(lines=[])
+            if request.refund_id not in self.restored:
+                withdrawn = [line for line in self.withdrawals[request.refund_id] if line.quantity > 0]
+                for line in withdrawn:
+                    self.withdrawn[(request.order_id, line.product_id)] -= line.quantity
+                self.restored[request.refund_id] = withdrawn
+            return catalog_pb2.RestoreDeliveriesResponse(lines=self.restored[request.refund_id])
 
 
 class FakeMarketing(marketing_pb2_grpc.MarketingServiceServicer):

@@ -198,3 +198,66 @@ def test_a_refund_without_virtual_lines_does_not_ask_the_catalog(harness):
     refund(harness, order.id, [("prd_coupon", 1)])
 
     assert harness.catalog.withdraw_requests == []
+
+
+def mixed_order(harness):
+    """2 game cards (their keys not shown yet) and 2 coupons, one of which the buyer redeemed."""
+    order = harness.create(items=(("prd_card", 2), ("prd_coupon", 2)))
+    harness.pay(order.id)
+    harness.redemption.units[(order.id, "prd_coupon")] = 2
+    harness.redemption.redeemed[(order.id, "prd_coupon")] = ["cpn_redeemed_1"]
+    return order
+
+
+def test_a_refund_refused_after_its_withdrawal_gives_the_virtual_units_back_before_the_order(harness):
+    order = mixed_order(harness)
+
+    with pytest.raises(RemoteError) as refused:
+        refund(harness, order.id)  # everything: the cards are withdrawn, then the redeemed coupon refuses
+
+    refund_id = refused.value.details["refund_id"]
+    assert refused.value.code == "refund_refused"
+    assert refused.value.details["refused_because"] == "coupon_already_redeemed"
+    assert [r.refund_id for r in harness.catalog.withdraw_requests] == [refund_id]
+    assert [(r.order_id, r.refund_id) for r in harness.catalog.restore_requests] == [(order.id, refund_id)]
+    assert harness.catalog.withdrawn[(order.id, "prd_card")] == 0  # the buyer is owed both cards again
+    assert harness.get(order.id).status == "paid"
+    assert [r.status for r in harness.rows("refunds", order_id=order.id)] == ["refused"]
+    assert harness.outbox(REFUNDED, events.OrderRefunded) == []
+    # a new refund of the cards alone withdraws them under its own id
+    assert refund(harness, order.id, [("prd_card", 2)]).status == "succeeded"
+    assert harness.catalog.withdrawn[(order.id, "prd_card")] == 2
+
+
+def test_a_restore_without_an_answer_keeps_the_refund_in_flight_and_a_retry_refuses_it_restoring_once(harness):
+    order = mixed_order(harness)
+    harness.catalog.restore_fails = [grpc.StatusCode.UNAVAILABLE]
+
+    with pytest.raises(RemoteError) as unanswered:
+        refund(harness, order.id)
+    stuck = harness.get(order.id).status
+    in_flight = [r.status for r in harness.rows("refunds", order_id=order.id)]
+    with pytest.raises(RemoteError) as refused:
+        refund(harness, order.id)  # resumes: withdrawal answered again, void refused again, restore retried
+
+    refund_id = refused.value.details["refund_id"]
+    assert unanswered.value.status == grpc.StatusCode.UNAVAILABLE
+    assert (stuck, in_flight) == ("refund_requested", ["requested"])
+    assert refused.value.code == "refund_refused"
+    assert [r.refund_id for r in harness.catalog.withdraw_requests] == [refund_id, refund_id]
+    assert [r.refund_id for r in harness.redemption.requests] == [refund_id, refund_id]
+    assert [r.refund_id for r in harness.catalog.restore_requests] == [refund_id, refund_id]
+    assert list(harness.catalog.restored) == [refund_id]
+    assert harness.catalog.withdrawn[(order.id, "prd_card")] == 0
+    assert harness.get(order.id).status == "paid"
+    assert [r.status for r in harness.rows("refunds", order_id=order.id)] == ["refused"]
+    assert harness.outbox(REFUNDED, events.OrderRefunded) == []
+
+
+def test_a_refused_refund_without_virtual_lines_restores_nothing(harness):
+    order = mixed_order(harness)
+
+    with pytest.raises(RemoteError):
+        refund(harness, order.id, [("prd_coupon", 2)])
+
+    assert harness.catalog.withdraw_requests == harness.catalog.restore_requests == []

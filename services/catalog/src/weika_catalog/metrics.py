@@ -14,5 +14,8 @@ CARD_KEY_UNITS_PENDING = Counter("weika_card_key_units_pending_total",
 DELIVERY_UNITS_WITHDRAWN = Counter("weika_delivery_units_withdrawn_total",
                                    "Undelivered virtual units withdrawn by refunds before the money went back.",
                                    ["mode"])
+DELIVERY_UNITS_RESTORED = Counter("weika_delivery_units_restored_total",
+                                  "Withdrawn virtual units given back to their order when its refund was refused.",
+                                  ["mode"])
 PRODUCT_IMPORTS = Counter("weika_product_imports_total", "Excel imports, by outcome (imported, rejected).",
                           ["outcome"])

@@ -404,6 +404,16 @@ class CatalogRepository:
             status = "delivered" if row.delivered >= row.quantity - withdrawn else "pending"
         return self._guarded_update(row, withdrawn=withdrawn, status=status)
 
+    def restore_units(self, row: Row[Any], units: int) -> bool:
+        """Take `units` off the delivery's withdrawn units (owed again), guarded on the row as read; a paid
+        delivery that now owes more than it delivered is pending again."""
+        withdrawn = row.withdrawn - units
+        if row.status == AWAITING_PAYMENT:
+            status = AWAITING_PAYMENT
+        else:
+            status = "delivered" if row.delivered >= row.quantity - withdrawn else "pending"
+        return self._guarded_update(row, withdrawn=withdrawn, status=status)
+
     def complete_top_up(self, row: Row[Any], supplier_reference: str) -> bool:
         """The supplier topped up what the order still owes (quantity - withdrawn); guarded on the row as read."""
         return self._guarded_update(row, delivered=row.quantity - row.withdrawn, status="delivered",
@@ -439,12 +449,38 @@ class CatalogRepository:
             .returning(w.c.refund_id)).first()
         return inserted is not None
 
-    def withdrawals_of_refund(self, refund_id: str) -> dict[str, int]:
-        """Product -> units the refund withdrew."""
+    def withdrawals_of_refund(self, refund_id: str, *, lock: bool = False) -> dict[str, int]:
+        """Product -> units the refund withdrew and did not give back. `lock`: the rows stay locked until commit
+        on PostgreSQL, so a restock and a restore of the same refund decide one at a time."""
         w = t.delivery_withdrawals.c
-        rows = self.uow.execute(select(w.product_id, w.quantity).where(
-            w.refund_id == refund_id, self._mine(t.delivery_withdrawals)))
+        query = select(w.product_id, w.quantity).where(
+            w.refund_id == refund_id, w.restored_at.is_(None), self._mine(t.delivery_withdrawals))
+        rows = self.uow.execute(query.with_for_update() if lock else query)
         return {r.product_id: int(r.quantity) for r in rows}
+
+    def withdrawal_records(self, refund_id: str, order_id: str | None = None, *,
+                           lock: bool = False) -> list[Row[Any]]:
+        """The refund's withdrawal rows, given back or not, by product id (locked like withdrawals_of_refund)."""
+        w = t.delivery_withdrawals.c
+        query = select(t.delivery_withdrawals).where(w.refund_id == refund_id, self._mine(t.delivery_withdrawals))
+        if order_id is not None:
+            query = query.where(w.order_id == order_id)
+        query = query.order_by(w.product_id)
+        return list(self.uow.execute(query.with_for_update() if lock else query))
+
+    def mark_withdrawal_restored(self, refund_id: str, product_id: str) -> bool:
+        """The refund's withdrawal of this product was given back; False when it was already."""
+        w = t.delivery_withdrawals.c
+        result = self.uow.execute(update(t.delivery_withdrawals).where(
+            w.refund_id == refund_id, w.product_id == product_id, w.restored_at.is_(None),
+            self._mine(t.delivery_withdrawals)).values(restored_at=self.uow.now()))
+        return bool(result.rowcount == 1)
+
+    def refund_restocked_products(self, refund_id: str) -> set[str]:
+        """Products the refund's order-refunded restock gave back already."""
+        r = t.refund_restocks.c
+        return {row.product_id for row in self.uow.execute(select(r.product_id).where(
+            r.refund_id == refund_id, self._mine(t.refund_restocks)))}
 
     # refunds
 

@@ -137,7 +137,8 @@ deliveries = Table(
 )
 
 # One row per (refund, product) withdrawn from a delivery: the refund's answer when asked again, and what its
-# order-refunded event restocks.
+# order-refunded event restocks. `restored_at`: a refused refund gave the units back (RestoreDeliveries) — kept,
+# not deleted, so the restore happens once and the refund id never withdraws again.
 delivery_withdrawals = Table(
     "delivery_withdrawals", metadata,
     Column("refund_id", String(40), primary_key=True),
@@ -147,6 +148,7 @@ delivery_withdrawals = Table(
     Column("mode", String(8), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("restored_at", UTCDateTime(), nullable=True),
 )
 
 # One row per (refund, product) given back, so a refund restocks once whatever delivers its event.

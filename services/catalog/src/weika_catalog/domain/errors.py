@@ -72,6 +72,20 @@ class VirtualGoodsDelivered(Conflict):
     code = "virtual_goods_delivered"
 
 
+class WithdrawalRestored(Conflict):
+    """The refund's withdrawal was given back (RestoreDeliveries, the refund was refused): that refund id
+    withdraws nothing again; a new refund has a new id."""
+
+    code = "withdrawal_restored"
+
+
+class WithdrawalAlreadyRefunded(Conflict):
+    """The refund's order-refunded restock happened: the withdrawn units were paid back and put on sale again,
+    so they cannot be restored to the order."""
+
+    code = "withdrawal_already_refunded"
+
+
 class DeliveryChangedConcurrently(DomainError):
     """A delivery row kept changing under a withdrawal or a delivery: nothing was done; retry."""
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from weika.catalog.v1 import catalog_pb2 as pb
 from weika.catalog.v1 import catalog_pb2_grpc
+from weika_catalog.adapters.supplier import TopUpSupplier, configured_supplier
 from weika_catalog.domain.model import CouponRule, PhysicalSpec, Product, UsageWindow, Validity, VirtualSpec
 from weika_catalog.service_layer import card_keys, images, imports, services
 from weika_kit.context import require_caller
@@ -73,8 +74,9 @@ def _optional(request: Any, name: str) -> Any:
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, supplier: TopUpSupplier | None = None):
         self.db = db
+        self.supplier = supplier or configured_supplier()  # RestoreDeliveries tops up restored units
 
     def _with_images(self, *products: Product) -> list[pb.Product]:
         """The products' messages listing their images (one query for all of them)."""
@@ -196,6 +198,13 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                                                   [(line.product_id, line.quantity) for line in request.lines])
         return pb.WithdrawDeliveriesResponse(lines=[
             pb.WithdrawDeliveriesLine(product_id=w.product_id, quantity=w.quantity) for w in withdrawn])
+
+    def RestoreDeliveries(self, request: pb.RestoreDeliveriesRequest,  # noqa: N802
+                          context) -> pb.RestoreDeliveriesResponse:
+        restored = card_keys.restore_deliveries(self.db, require_caller(), request.order_id, request.refund_id,
+                                                supplier=self.supplier)
+        return pb.RestoreDeliveriesResponse(lines=[
+            pb.WithdrawDeliveriesLine(product_id=r.product_id, quantity=r.quantity) for r in restored])
 
     def GetImportTemplate(self, request, context) -> pb.FileContent:  # noqa: N802
         return pb.FileContent(filename=imports.TEMPLATE_FILENAME, content_type=imports.XLSX,

@@ -199,16 +199,25 @@ def deliver_order(uow: UnitOfWork, caller: Caller, order_id: str, lines: list[tu
         if method == "card_key":
             _deliver_units(uow, repo, product, order_id)
         elif supplier is not None:
-            row = repo.lock_delivery(order_id, product_id)
-            if row is None or row.status != "pending":
-                continue  # every unit withdrawn by a refund before order-paid: nothing to top up
-            reference = supplier.top_up(sku=product.virtual.supplier_sku, account=account,
-                                        quantity=row.quantity - row.withdrawn, reference=f"{order_id}:{product_id}")
-            if not repo.complete_top_up(row, reference):
-                raise errors.DeliveryChangedConcurrently(
-                    "the delivery changed while it was topped up; it is retried",
-                    details={"order_id": order_id, "product_id": product_id})
-            _stock_changed(uow, product, order_id, 0, "consumed", _must(repo, product_id).available)
+            # nothing to top up when every unit was withdrawn by a refund before order-paid
+            _top_up_owed(uow, repo, product, order_id, supplier, f"{order_id}:{product_id}")
+
+
+def _top_up_owed(uow: UnitOfWork, repo: CatalogRepository, product: Product, order_id: str,
+                 supplier: TopUpSupplier, reference: str) -> None:
+    """Top up the units a pending top-up delivery still owes (quantity - withdrawn - delivered) in one supplier
+    call deduplicated by `reference`, then stock-changed "consumed"."""
+    assert product.virtual is not None
+    row = repo.lock_delivery(order_id, product.id)
+    if row is None or row.status != "pending":
+        return
+    transaction = supplier.top_up(sku=product.virtual.supplier_sku, account=row.account or "",
+                                  quantity=row.quantity - row.withdrawn - row.delivered, reference=reference)
+    if not repo.complete_top_up(row, transaction):
+        raise errors.DeliveryChangedConcurrently(
+            "the delivery changed while it was topped up; it is retried",
+            details={"order_id": order_id, "product_id": product.id})
+    _stock_changed(uow, product, order_id, 0, "consumed", _must(repo, product.id).available)
 
 
 def fulfil_pending_deliveries(uow: UnitOfWork, repo: CatalogRepository, product: Product) -> int:
@@ -254,9 +263,14 @@ def _withdraw(db: Database, caller: Caller, order_id: str, refund_id: str,
               wanted: dict[str, int]) -> dict[str, int] | None:
     with db.unit_of_work() as uow:
         repo = CatalogRepository(uow, caller)
-        recorded = repo.withdrawals_of_refund(refund_id)
-        if recorded:
-            return recorded
+        records = repo.withdrawal_records(refund_id)
+        if any(r.restored_at is not None for r in records):
+            # Withdrawing again would take back units the buyer was just given; a new refund has a new id.
+            raise errors.WithdrawalRestored(
+                f"refund {refund_id} was refused and its withdrawn units given back; it withdraws nothing again",
+                details={"refund_id": refund_id, "order_id": order_id})
+        if records:
+            return {r.product_id: int(r.quantity) for r in records}
         withdrawn: dict[str, int] = {}
         # By product id, the order a delivery locks the same rows in.
         for product_id in sorted(wanted):
@@ -265,7 +279,7 @@ def _withdraw(db: Database, caller: Caller, order_id: str, refund_id: str,
                 continue  # physical goods come back to stock on order-refunded; coupons are voided elsewhere
             if not repo.claim_withdrawal(refund_id, order_id, product_id, wanted[product_id]):
                 return None
-            _withdraw_units(repo, product, order_id, wanted[product_id])
+            _withdraw_units(uow, repo, product, order_id, wanted[product_id])
             withdrawn[product_id] = wanted[product_id]
         uow.commit()
     if withdrawn:
@@ -273,7 +287,8 @@ def _withdraw(db: Database, caller: Caller, order_id: str, refund_id: str,
     return withdrawn
 
 
-def _withdraw_units(repo: CatalogRepository, product: Product, order_id: str, units: int) -> None:
+def _withdraw_units(uow: UnitOfWork, repo: CatalogRepository, product: Product, order_id: str,
+                    units: int) -> None:
     assert product.virtual is not None
     for _ in range(GUARD_ATTEMPTS):
         row = repo.lock_delivery(order_id, product.id)
@@ -290,10 +305,71 @@ def _withdraw_units(repo: CatalogRepository, product: Product, order_id: str, un
                     f"shown, a top-up performed); {max(undelivered, 0)} can be withdrawn, not {units}",
                     details={"product_id": product.id, "delivered": row.delivered, "requested": units})
         if repo.withdraw_units(row, units):
+            if (product.delivers_card_keys and row.status == "pending"
+                    and row.delivered >= row.quantity - row.withdrawn - units):
+                # the units still waiting for keys were the ones withdrawn: nothing more is owed, as when
+                # _deliver_units serves the last unit
+                _stock_changed(uow, product, order_id, 0, "consumed", _must(repo, product.id).available)
             return
     raise errors.DeliveryChangedConcurrently(
         "the delivery kept changing while the refund withdrew its units; nothing was withdrawn, retry",
         details={"order_id": order_id, "product_id": product.id})
+
+
+def restore_deliveries(db: Database, caller: Caller, order_id: str, refund_id: str, *,
+                       supplier: TopUpSupplier | None = None) -> list[WithdrawnUnits]:
+    """A refund refused after its withdrawal (a coupon of the same refund was redeemed): give the order back
+    exactly the units the refund withdrew, and serve those now owed when order-paid was handled (card keys if
+    any are free, else pending; a top-up through the supplier). Once per refund: the withdrawal rows are
+    marked restored, a repeat answers the same and restores nothing more; a refund that withdrew nothing
+    answers no lines. Refused with withdrawal_already_refunded when order-refunded restocked the units."""
+    if not order_id or not refund_id:
+        raise InvalidArgument("order_id and refund_id are required",
+                              details={"field": "refund_id" if order_id else "order_id"})
+    with db.unit_of_work() as uow:
+        repo = CatalogRepository(uow, caller)
+        # Locked (PostgreSQL) by product id: a racing restore or restock of this refund waits, then sees ours.
+        records = repo.withdrawal_records(refund_id, order_id, lock=True)
+        to_restore = [r for r in records if r.restored_at is None]
+        restocked = sorted(repo.refund_restocked_products(refund_id) & {r.product_id for r in to_restore})
+        if restocked:
+            raise errors.WithdrawalAlreadyRefunded(
+                f"refund {refund_id} was paid back and its withdrawn units restocked; they cannot be restored",
+                details={"refund_id": refund_id, "order_id": order_id, "product_id": restocked[0]})
+        for record in to_restore:
+            if not repo.mark_withdrawal_restored(refund_id, record.product_id):
+                raise errors.DeliveryChangedConcurrently(
+                    "the withdrawal was restored meanwhile; nothing was restored, retry",
+                    details={"order_id": order_id, "product_id": record.product_id})
+            product = _must(repo, record.product_id)
+            _restore_units(uow, repo, product, order_id, int(record.quantity), refund_id, supplier)
+        uow.commit()
+    if to_restore:
+        metrics.DELIVERY_UNITS_RESTORED.labels(caller.mode).inc(sum(int(r.quantity) for r in to_restore))
+    return [WithdrawnUnits(r.product_id, int(r.quantity)) for r in records]
+
+
+def _restore_units(uow: UnitOfWork, repo: CatalogRepository, product: Product, order_id: str, units: int,
+                   refund_id: str, supplier: TopUpSupplier | None) -> None:
+    for _ in range(GUARD_ATTEMPTS):
+        row = repo.lock_delivery(order_id, product.id)
+        if row is None:
+            return  # never happens: a withdrawal always leaves a delivery row
+        if row.withdrawn < units:
+            raise errors.DeliveryChangedConcurrently(
+                f"the delivery has {row.withdrawn} unit(s) withdrawn, fewer than the {units} to restore",
+                details={"order_id": order_id, "product_id": product.id})
+        if repo.restore_units(row, units):
+            break
+    else:
+        raise errors.DeliveryChangedConcurrently(
+            "the delivery kept changing while the refund's units were restored; nothing was restored, retry",
+            details={"order_id": order_id, "product_id": product.id})
+    if product.delivers_card_keys:
+        _deliver_units(uow, repo, product, order_id)  # a no-op before order-paid (awaiting_payment)
+    elif supplier is not None:
+        # A reference of its own: the supplier answers the order-paid reference with that first top-up.
+        _top_up_owed(uow, repo, product, order_id, supplier, f"{order_id}:{product.id}:{refund_id}")
 
 
 @dataclass(frozen=True)

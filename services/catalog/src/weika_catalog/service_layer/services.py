@@ -441,9 +441,10 @@ def restock_refund(uow: UnitOfWork, caller: Caller, refund_id: str, order_id: st
     physical goods come back to stock; virtual goods only for the units the refund withdrew from the delivery
     before the money went back (WithdrawDeliveries: a key shown to the buyer is spent, a top-up performed);
     coupons are voided by the redemption service, not restocked (the coupon stock was the offer, and the
-    issued coupon is what is cancelled)."""
+    issued coupon is what is cancelled). Units a refused refund got back (RestoreDeliveries) are not restocked:
+    the withdrawal rows are locked, so a racing restore either went first or is refused."""
     repo = CatalogRepository(uow, caller)
-    withdrawn = repo.withdrawals_of_refund(refund_id)
+    withdrawn = repo.withdrawals_of_refund(refund_id, lock=True)
     for product_id, kind, quantity in lines:
         if kind == "coupon" or quantity <= 0:
             continue

@@ -120,6 +120,13 @@ class CatalogClient:
             lines=[catalog_pb2.WithdrawDeliveriesLine(product_id=p, quantity=q) for p, q in lines]))
         return {line.product_id: line.quantity for line in response.lines}
 
+    def restore_deliveries(self, order_id: str, refund_id: str) -> dict[str, int]:
+        """Give the order back what the refund withdrew (the refund was refused after it); once per refund id,
+        a refund that withdrew nothing answers nothing."""
+        response = _call("catalog", self.stub.RestoreDeliveries,
+                         catalog_pb2.RestoreDeliveriesRequest(order_id=order_id, refund_id=refund_id))
+        return {line.product_id: line.quantity for line in response.lines}
+
 
 class MarketingClient:
     def __init__(self, target: str = "marketing"):

@@ -8,13 +8,14 @@
    unredeemed coupons per coupon line; each all or nothing and idempotent per refund id. A refusal (a key
    already shown or a top-up performed: `virtual_goods_delivered`; a coupon redeemed, or expired while the
    merchant does not refund expired ones) ends the refund as `refused`, the order back where it was, and the
-   caller gets `refund_refused` naming the cause.
+   caller gets `refund_refused` naming the cause. A void refused after the withdrawal first gives the units
+   back (RestoreDeliveries, once per refund id), so the buyer keeps the goods the money was not returned for.
 3. The money goes back through the channel (the provider's refund API, idempotent per refund id; nothing to
    do for `simulated`).
 4. One transaction: the refund `succeeded`, the order `refunded` (nothing left) or back where it was (partial),
    history and OrderRefunded (the catalog returns the stock from it).
-A failure without an answer in 2 or 3 leaves the refund in flight: calling RefundOrder again resumes it with
-the same refund id, so nothing is voided or paid back twice.
+A failure without an answer in 2 or 3 (the restore included) leaves the refund in flight: calling RefundOrder
+again resumes it with the same refund id, so nothing is voided, restored or paid back twice.
 """
 
 from __future__ import annotations
@@ -153,6 +154,12 @@ def refund_order(db: Database, upstreams: Upstreams, settings: PaymentSettings, 
             voided = upstreams.redemption.void_order_coupons(order_id, refund_id, coupon_lines, allow_expired)
         except DomainError as error:
             if is_refusal(error):
+                if virtual_lines:
+                    # Without an answer this raises and the refund stays in flight: calling again redoes the
+                    # void, is refused again and retries the restore (the catalog restores once per refund).
+                    restored = upstreams.catalog.restore_deliveries(order_id, refund_id)
+                    log.info("withdrawal restored", extra={"order_id": order_id, "refund_id": refund_id,
+                                                           "units": sum(restored.values())})
                 _refuse(db, caller, order_id, refund_id, refund.previous_status, error)
             raise  # no answer: the refund stays in flight; calling again resumes it
     if order.channel in PROVIDER_CHANNELS:
