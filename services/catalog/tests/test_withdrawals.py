@@ -107,19 +107,31 @@ def test_a_full_withdrawal_before_order_paid_delivers_nothing_and_restocks_every
     assert services.get_product(store, make.shop, card.id).available == 5
 
 
-def test_a_top_up_withdrawn_before_order_paid_is_never_topped_up(db, make, monkeypatch):
+class RecordingSupplier:
+    """A top-up supplier that records every call and answers a transaction id per call."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []  # type: ignore[type-arg]
+
+    def top_up(self, **request) -> str:  # type: ignore[no-untyped-def]
+        self.calls.append(request)
+        return f"sup_{len(self.calls)}"
+
+
+@pytest.fixture
+def supplier(monkeypatch) -> RecordingSupplier:  # type: ignore[no-untyped-def]
+    """The supplier the order-paid handler tops up through, recording."""
     from weika_catalog.entrypoints import events
 
-    calls: list[dict] = []  # type: ignore[type-arg]
+    recording = RecordingSupplier()
+    monkeypatch.setattr(events, "TOP_UP_SUPPLIER", recording)
+    return recording
 
-    class RecordingSupplier:
-        name = "recording"
 
-        def top_up(self, **request) -> str:  # type: ignore[no-untyped-def]
-            calls.append(request)
-            return f"sup_{len(calls)}"
-
-    monkeypatch.setattr(events, "TOP_UP_SUPPLIER", RecordingSupplier())
+def test_a_top_up_withdrawn_before_order_paid_is_never_topped_up(db, make, supplier):
+    calls = supplier.calls
     credit = make.product(db, kind="virtual", quantity=10, delivery="top_up")
     other = make.product(db, kind="virtual", quantity=10, delivery="top_up")
     services.reserve_stock(db, make.shop, "ord_1", [(credit.id, 2)])
@@ -395,20 +407,8 @@ def test_a_restore_after_the_refund_restocked_its_units_is_refused_and_changes_n
     assert withdraw(store, make, "ord_1", "rfd_1", (card.id, 2)) == [(card.id, 2)]  # not marked restored
 
 
-def test_a_restored_top_up_is_topped_up_through_the_supplier_under_a_reference_of_its_own(db, make, monkeypatch):
-    from weika_catalog.entrypoints import events
-
-    calls: list[dict] = []  # type: ignore[type-arg]
-
-    class RecordingSupplier:
-        name = "recording"
-
-        def top_up(self, **request) -> str:  # type: ignore[no-untyped-def]
-            calls.append(request)
-            return f"sup_{len(calls)}"
-
-    supplier = RecordingSupplier()
-    monkeypatch.setattr(events, "TOP_UP_SUPPLIER", supplier)
+def test_a_restored_top_up_is_topped_up_through_the_supplier_under_a_reference_of_its_own(db, make, supplier):
+    calls = supplier.calls
     credit = make.product(db, kind="virtual", quantity=10, delivery="top_up")
     services.reserve_stock(db, make.shop, "ord_1", [(credit.id, 3)])
     withdraw(db, make, "ord_1", "rfd_1", (credit.id, 1))
