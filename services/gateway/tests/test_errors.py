@@ -137,3 +137,12 @@ def test_a_body_over_one_mebibyte_is_413(client, merchant, assert_error):
     huge = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
     assert_error(client.post("/v1/stores", data=huge, headers=merchant.live, content_type="application/json"),
                  413, "payload_too_large")
+
+
+@pytest.mark.parametrize("path", ["/v1/orders?limit=²", "/v1/products?limit=²", "/v1/redemptions?limit=²",
+                                  "/v1/redemption-attempts?limit=%D9%A3", "/v1/customers?limit=1" + "0" * 30,
+                                  "/v1/orders?limit=" + "9" * 5000])
+def test_numbers_in_the_query_that_int_refuses_are_422_not_500(client, merchant, path):
+    response = client.get(path, headers=merchant.live)
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["details"]["field"] == "limit"

@@ -64,8 +64,13 @@ def test_a_clerk_cannot_redeem_at_another_store_or_change_the_catalog(client, me
                          "role_not_allowed")
     assert error["details"] == {"role": "clerk", "endpoint": "catalog.create_product"}
     assert not fake.calls_of("create_product")
-    for path in ("/v1/staff", "/v1/audit-log", "/v1/settings/payment-channels", "/v1/customers"):
+    for path in ("/v1/staff", "/v1/audit-log", "/v1/settings/payment-channels", "/v1/customers",
+                 "/v1/coupons?order_id=ord_1", "/v1/coupons/cpn_1/qr.svg"):  # codes are the customer's money
         assert_error(client.get(path, headers=clerk), 403, "role_not_allowed")
+    assert not fake.calls_of("list_coupons")
+    # the stores a clerk sees are the stores they work at
+    assert [s["id"] for s in client.get("/v1/stores", headers=clerk).get_json()["data"]] == [store["id"]]
+    assert_error(client.get(f"/v1/stores/{other['id']}", headers=clerk), 404, "store_not_found")
 
 
 def test_an_analyst_reads_but_changes_nothing_and_sees_no_secrets(client, merchant, appoint, assert_error, fake,
@@ -75,7 +80,8 @@ def test_an_analyst_reads_but_changes_nothing_and_sees_no_secrets(client, mercha
     assert client.get("/v1/reports/overview", headers=analyst).status_code == 200
     assert_error(client.post("/v1/stores", json={"name": "x", "code": "X-1"}, headers=analyst), 403,
                  "role_not_allowed")
-    for path in ("/v1/products/prd_1/card-keys", "/v1/orders/ord_1/deliveries", "/v1/settings/payment-channels"):
+    for path in ("/v1/products/prd_1/card-keys", "/v1/orders/ord_1/deliveries", "/v1/settings/payment-channels",
+                 "/v1/coupons?order_id=ord_1"):
         assert_error(client.get(path, headers=analyst), 403, "role_not_allowed")
     assert not fake.calls_of("list_card_keys")
 
@@ -93,6 +99,11 @@ def test_store_roles_need_known_stores_and_only_the_owner_appoints_managers(clie
     test_store = make_store(merchant.test)
     assert_error(client.post("/v1/staff", json={"name": "A", "role": "clerk", "store_ids": [test_store["id"]]},
                              headers=merchant.live), 422, "unknown_store")
+
+    for role in ("manager", "analyst"):  # roles for every store keep no store list
+        error = assert_error(client.post("/v1/staff", json={"name": "A", "role": role, "store_ids": [test_store["id"]]},
+                                         headers=merchant.test), 422, "invalid_request")
+        assert error["details"]["field"] == "store_ids"
 
     manager_body, manager = appoint(merchant.live, "manager")
     assert_error(client.post("/v1/staff", json={"name": "B", "role": "manager"}, headers=manager), 403,
@@ -122,9 +133,18 @@ def test_deactivating_or_rotating_stops_the_old_key_at_once(client, merchant, ma
     assert moved.get_json()["store_ids"] == [store["id"]]
     assert client.get("/v1/me", headers=new_key).get_json()["role"] == "store_manager"
 
+    analyst = client.patch(f"/v1/staff/{body['id']}", json={"role": "analyst"}, headers=merchant.live).get_json()
+    assert (analyst["role"], analyst["store_ids"]) == ("analyst", [])  # a role for every store: the list goes
+    back = client.patch(f"/v1/staff/{body['id']}", json={"role": "clerk", "store_ids": [store["id"]]},
+                        headers=merchant.live)
+    assert back.get_json()["store_ids"] == [store["id"]]
+
     off = client.patch(f"/v1/staff/{body['id']}", json={"active": False}, headers=merchant.live)
-    assert off.status_code == 200 and off.get_json()["active"] is False
+    assert off.status_code == 200 and off.get_json()["active"] is False and off.get_json()["api_key_hints"] == []
     assert_error(client.get("/v1/me", headers=new_key), 401, "unauthenticated")
+    on = client.patch(f"/v1/staff/{body['id']}", json={"active": True}, headers=merchant.live)
+    assert on.get_json()["active"] is True
+    assert_error(client.get("/v1/me", headers=new_key), 401, "unauthenticated")  # old keys never come back
     assert_error(client.patch("/v1/staff/stf_nope", json={"active": False}, headers=merchant.live), 404,
                  "staff_not_found")
     assert_error(client.patch(f"/v1/staff/{body['id']}", json={"active": "no"}, headers=merchant.live), 422,
@@ -152,6 +172,9 @@ def test_every_change_is_audited_with_who_made_it_and_how_it_ended(client, merch
                       headers=merchant.live).get_json()
     assert [e["status"] for e in rest["data"]] == [201] and rest["next_cursor"] is None
     assert client.get("/v1/audit-log", headers=merchant.test).get_json()["data"] == []
+    for query in ("limit=²", "cursor=²", "cursor=99999999999999999999999", "limit=0"):
+        response = client.get(f"/v1/audit-log?{query}", headers=merchant.live)
+        assert response.status_code == 422, (query, response.get_json())
 
 
 def test_every_endpoint_named_in_the_role_policy_exists(db, fake, settings):

@@ -159,3 +159,13 @@ def test_a_store_clerk_cannot_act_on_another_stores_order(harness, callers):
 
     assert refused.value.code == "store_not_allowed"
     assert harness.get(order.id).status == "pending_payment"
+
+
+def test_store_staff_cannot_reach_an_online_order_by_id_either(harness, callers):
+    online = harness.create()  # no store: it is not in any store clerk's list, so not reachable by id either
+
+    with pytest.raises(RemoteError) as refused:
+        harness.get(online.id, callers.clerk_elsewhere)
+
+    assert refused.value.code == "store_not_allowed"
+    assert harness.get(online.id).id == online.id  # merchant-wide callers still see it

@@ -39,21 +39,23 @@ ANALYST_ROLE = "analyst"
 STAFF_ROLES = (MANAGER_ROLE, STORE_MANAGER_ROLE, CLERK_ROLE, ANALYST_ROLE)
 STORE_ROLES = (STORE_MANAGER_ROLE, CLERK_ROLE)
 
-# The counter: look up products, orders and coupons, check and redeem (at their stores; the services check).
+# The counter: look up products and orders, check and redeem the code the customer shows (at their stores; the
+# services check). Not the coupon lists or QR images: those carry codes, which are the customer's money.
 _CLERK = frozenset({
     "merchants.get_merchant", "staff.whoami", "stores.list_stores", "stores.get_store",
     "catalog.list_categories", "catalog.list_products", "catalog.get_product", "catalog.get_product_image",
-    "coupons.list_coupons", "coupons.coupon_qr", "redemptions.check_coupon", "redemptions.redeem_coupon",
+    "redemptions.check_coupon", "redemptions.redeem_coupon",
     "redemptions.list_redemptions", "orders.get_order", "order_lifecycle.list_orders",
     "order_lifecycle.count_orders", "order_lifecycle.order_history",
 })
 _STORE_MANAGER = _CLERK | {"redemptions.reverse_redemption", "redemptions.list_redemption_attempts",
                            "order_lifecycle.ship_order"}
-# Reads everything but secrets: card keys, delivered keys, payment channel settings, staff and the audit log.
+# Reads everything but secrets: coupon codes and QR images, card keys, delivered keys, payment channel settings,
+# staff and the audit log.
 _ANALYST = frozenset({
     "merchants.get_merchant", "staff.whoami", "stores.list_stores", "stores.get_store", "catalog.list_categories",
     "catalog.list_products", "catalog.get_product", "catalog.get_product_image", "catalog.list_stock_moves",
-    "catalog.import_template", "coupons.list_coupons", "customers.list_customers", "customers.get_customer",
+    "catalog.import_template", "customers.list_customers", "customers.get_customer",
     "orders.get_order", "order_lifecycle.list_orders", "order_lifecycle.count_orders",
     "order_lifecycle.order_history", "order_lifecycle.get_order_settings", "redemptions.list_redemptions",
     "redemptions.list_redemption_attempts", "redemptions.get_redemption_settings", "reports.overview",
@@ -113,6 +115,8 @@ def caller_for_key(token: str) -> Caller | None:
     if member is None or not member.active:
         return None
     stores = tuple(s for s in member.store_ids.split(",") if s)
+    if member.role in STORE_ROLES and not stores:
+        return None  # no stores would mean every store: never for store staff
     return Caller(merchant_id=key.merchant_id, mode=key.mode, staff_id=member.id, role=member.role,
                   store_ids=stores)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -12,6 +13,15 @@ from weika_gateway.errors import InvalidJson, InvalidRequest
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def digits(text: str) -> bool:
+    """A plain decimal integer of at most 18 ASCII digits (str.isdigit() also accepts "²" and other digits
+    int() refuses, and an unbounded length overflows the databases' 64-bit integers)."""
+    return _DIGITS.fullmatch(text) is not None
 
 
 def invalid(field: str, message: str, reason: str, **extra: Any) -> InvalidRequest:

@@ -16,7 +16,7 @@ from weika_gateway.auth import api_key_required, current_caller
 from weika_gateway.errors import GatewayError
 from weika_gateway.routes import body_fields, check_stores_known
 from weika_gateway.state import state
-from weika_gateway.validation import INT32_MAX, Fields, invalid
+from weika_gateway.validation import INT32_MAX, Fields, digits, invalid
 from weika_kit.context import Caller
 from weika_kit.errors import RemoteError
 from weika_kit.protos import to_timestamp
@@ -175,7 +175,7 @@ def _optional_bool(fields: Fields, name: str) -> bool | None:
 
 def _page_args() -> tuple[int, str]:
     raw = request.args.get("limit", "")
-    if raw and not (raw.isdigit() and 1 <= int(raw) <= 100):
+    if raw and not (digits(raw) and 1 <= int(raw) <= 100):
         raise invalid("limit", "must be an integer from 1 to 100", "range", minimum=1, maximum=100)
     return int(raw or 0), request.args.get("cursor", "")
 

@@ -11,7 +11,7 @@ from weika_gateway import serializers
 from weika_gateway.auth import api_key_required, current_caller
 from weika_gateway.routes import json_body
 from weika_gateway.state import state
-from weika_gateway.validation import invalid
+from weika_gateway.validation import digits, invalid
 
 bp = Blueprint("customers", __name__, url_prefix="/v1")
 
@@ -28,7 +28,7 @@ def customer_summary(message: orders_pb2.CustomerSummary) -> dict[str, Any]:
 @api_key_required
 def list_customers() -> dict[str, Any]:
     limit = request.args.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+    if not digits(limit) or not 1 <= int(limit) <= MAX_LIMIT:
         raise invalid("limit", f"must be an integer between 1 and {MAX_LIMIT}", "range", minimum=1, maximum=MAX_LIMIT)
     answer = state().clients.list_customers(current_caller(), orders_pb2.ListCustomersRequest(
         page_size=int(limit), cursor=request.args.get("cursor", "")[:512], region=request.args.get("region", "")[:16],

@@ -11,7 +11,7 @@ from weika_gateway import serializers
 from weika_gateway.auth import api_key_required, current_caller
 from weika_gateway.routes import body_fields, json_body
 from weika_gateway.state import state
-from weika_gateway.validation import INT32_MAX, Fields, invalid, query_instant
+from weika_gateway.validation import INT32_MAX, Fields, digits, invalid, query_instant
 from weika_kit.protos import to_timestamp
 
 bp = Blueprint("order_lifecycle", __name__, url_prefix="/v1")
@@ -85,7 +85,7 @@ def _filters() -> orders_pb2.ListOrdersRequest:
 def list_orders() -> dict[str, Any]:
     filters = _filters()
     limit = request.args.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+    if not digits(limit) or not 1 <= int(limit) <= MAX_LIMIT:
         raise invalid("limit", f"must be an integer between 1 and {MAX_LIMIT}", "range", minimum=1, maximum=MAX_LIMIT)
     filters.page_size = int(limit)
     filters.cursor = request.args.get("cursor", "")[:512]

@@ -16,7 +16,7 @@ from weika_gateway.errors import StoreNotFound, TooManyAttempts
 from weika_gateway.limiter import RedemptionLimiter, redemption_limiter
 from weika_gateway.routes import body_fields
 from weika_gateway.state import state
-from weika_gateway.validation import invalid, query_instant
+from weika_gateway.validation import digits, invalid, query_instant
 from weika_kit.context import Caller
 from weika_kit.errors import RemoteError
 from weika_kit.protos import to_timestamp
@@ -80,7 +80,7 @@ def check_coupon(code: str) -> dict[str, Any]:
     if len(store_id) > 64 or len(code) > 128:
         raise invalid("store_id" if len(store_id) > 64 else "code", "too long", "length")
     raw_amount = args.get("order_amount", "0").strip() or "0"
-    if not raw_amount.isdigit() or int(raw_amount) > 2**62:
+    if not digits(raw_amount) or int(raw_amount) > 2**62:
         raise invalid("order_amount", "must be a whole number of fen, 0 or more", "type", expected="integer")
     limiter = _guard(caller, store_id)
     try:
@@ -110,7 +110,7 @@ def reverse_redemption(redemption_id: str) -> dict[str, Any]:
 def _list_request() -> redemption_pb2.ListRedemptionsRequest:
     args = request.args
     limit = args.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+    if not digits(limit) or not 1 <= int(limit) <= MAX_LIMIT:
         raise invalid("limit", f"must be an integer between 1 and {MAX_LIMIT}", "range", minimum=1, maximum=MAX_LIMIT)
     listing = redemption_pb2.ListRedemptionsRequest(
         store_id=args.get("store_id", "")[:64], operator_id=args.get("operator_id", "")[:64],

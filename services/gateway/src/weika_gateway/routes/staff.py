@@ -9,7 +9,12 @@ from typing import Any
 from flask import Blueprint, request
 
 from weika_gateway import serializers
-from weika_gateway.adapters.repository import AuditRepository, MerchantRepository, StaffRepository
+from weika_gateway.adapters.repository import (
+    AuditRepository,
+    MerchantRepository,
+    StaffRepository,
+    StoreRepository,
+)
 from weika_gateway.auth import (
     MANAGER_ROLE,
     OWNER_ROLE,
@@ -19,12 +24,13 @@ from weika_gateway.auth import (
     current_caller,
     issue_api_key,
 )
-from weika_gateway.errors import RoleNotAssignable, StaffNotFound
-from weika_gateway.routes import body_fields, check_stores_known
+from weika_gateway.errors import RoleNotAssignable, StaffNotFound, UnknownStore
+from weika_gateway.routes import body_fields
 from weika_gateway.state import state
-from weika_gateway.validation import invalid
+from weika_gateway.validation import digits, invalid
 from weika_kit import ids
 from weika_kit.context import Caller
+from weika_kit.db import UnitOfWork
 
 bp = Blueprint("staff", __name__, url_prefix="/v1")
 
@@ -37,12 +43,17 @@ def _check_assignable(caller: Caller, role: str) -> None:
         raise RoleNotAssignable("only the owner appoints managers", details={"role": role})
 
 
-def _checked_stores(caller: Caller, role: str, store_ids: list[str]) -> list[str]:
+def _checked_stores(uow: UnitOfWork, caller: Caller, role: str, store_ids: list[str]) -> list[str]:
+    """Store roles work at 1..MAX_STORES of the merchant's stores (in this mode); the others at every store."""
     if role in STORE_ROLES and not store_ids:
         raise invalid("store_ids", f"a {role.replace('_', ' ')} works at one store at least", "required")
-    if role == MANAGER_ROLE and store_ids:
-        raise invalid("store_ids", "a manager works for every store; leave store_ids empty", "not_allowed")
-    check_stores_known(caller, store_ids)
+    if role not in STORE_ROLES and store_ids:
+        raise invalid("store_ids", f"a {role.replace('_', ' ')} works for every store; leave store_ids empty",
+                      "not_allowed")
+    known = StoreRepository(uow, caller).known_ids(store_ids)
+    for store_id in store_ids:
+        if store_id not in known:
+            raise UnknownStore(f"store {store_id} is not one of your stores", details={"store_id": store_id})
     return store_ids
 
 
@@ -69,8 +80,8 @@ def create_staff() -> tuple[dict[str, Any], int]:
     role = fields.text("role", max_length=20, choices=STAFF_ROLES)
     store_ids = fields.strings("store_ids", max_items=MAX_STORES, max_length=40)
     _check_assignable(caller, role)
-    _checked_stores(caller, role, store_ids)
     with state().db.unit_of_work() as uow:
+        _checked_stores(uow, caller, role, store_ids)
         staff = StaffRepository(uow, caller)
         row = staff.add(id=ids.new_id("stf"), name=name, role=role, store_ids=store_ids)
         plaintext = _issue_key(MerchantRepository(uow), caller, row["id"])
@@ -109,22 +120,28 @@ def update_staff(staff_id: str) -> dict[str, Any]:
     active = fields.data.get("active")
     if active is not None and not isinstance(active, bool):
         raise invalid("active", "must be true or false", "type", expected="boolean")
-    with state().db.unit_of_work() as uow:
-        row = _member(StaffRepository(uow, caller), staff_id)
-    _check_assignable(caller, row.role)  # a manager does not change another manager
-    new_role = role or row.role
-    _check_assignable(caller, new_role)
-    stores = (fields.strings("store_ids", max_items=MAX_STORES, max_length=40) if "store_ids" in fields.data
-              else [s for s in row.store_ids.split(",") if s])
-    if new_role == MANAGER_ROLE and "store_ids" not in fields.data:
-        stores = []
-    values: dict[str, Any] = {"role": new_role, "store_ids": _checked_stores(caller, new_role, stores)}
-    if name is not None:
-        values["name"] = name
-    if active is not None:
-        values["active"] = active
+    given_stores = (fields.strings("store_ids", max_items=MAX_STORES, max_length=40)
+                    if "store_ids" in fields.data else None)
+    # One unit of work: what is checked (the member's role) is what is changed, whatever runs alongside.
     with state().db.unit_of_work() as uow:
         repo = StaffRepository(uow, caller)
+        row = _member(repo, staff_id)
+        _check_assignable(caller, row.role)  # a manager does not change another manager
+        new_role = role or row.role
+        _check_assignable(caller, new_role)
+        if given_stores is not None:
+            stores = given_stores
+        elif new_role in STORE_ROLES:
+            stores = [s for s in row.store_ids.split(",") if s]
+        else:
+            stores = []  # a role for every store keeps no store list
+        values: dict[str, Any] = {"role": new_role, "store_ids": _checked_stores(uow, caller, new_role, stores)}
+        if name is not None:
+            values["name"] = name
+        if active is not None:
+            values["active"] = active
+            if not active:
+                repo.revoke_keys(staff_id)  # reactivating later needs a new key: old ones never come back
         repo.update(staff_id, **values)
         uow.commit()
         return serializers.staff_member(_member(repo, staff_id), repo.key_hints(staff_id))
@@ -166,11 +183,11 @@ def whoami() -> dict[str, Any]:
 def audit_log() -> dict[str, Any]:
     """Newest first; `actor_id` filters to one staff member (or merchant key); `cursor` pages on."""
     limit = request.args.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= AUDIT_PAGE_MAX:
+    if not digits(limit) or not 1 <= int(limit) <= AUDIT_PAGE_MAX:
         raise invalid("limit", f"must be an integer between 1 and {AUDIT_PAGE_MAX}", "range",
                       minimum=1, maximum=AUDIT_PAGE_MAX)
     cursor = request.args.get("cursor", "")
-    if cursor and not cursor.isdigit():
+    if cursor and not digits(cursor):
         raise invalid("cursor", "is not one this endpoint handed out", "format")
     with state().db.unit_of_work() as uow:
         rows = AuditRepository(uow, current_caller()).list(

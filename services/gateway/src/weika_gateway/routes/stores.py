@@ -39,16 +39,19 @@ def create_store() -> tuple[dict[str, Any], int]:
 @bp.get("/stores")
 @api_key_required
 def list_stores() -> dict[str, Any]:
+    caller = current_caller()
     with state().db.unit_of_work() as uow:
-        rows = StoreRepository(uow, current_caller()).list()
-    return {"data": [serializers.store(row) for row in rows]}
+        rows = StoreRepository(uow, caller).list()
+    # store staff see the stores they work at
+    return {"data": [serializers.store(row) for row in rows if caller.may_act_at_store(row.id)]}
 
 
 @bp.get("/stores/<store_id>")
 @api_key_required
 def get_store(store_id: str) -> dict[str, Any]:
+    caller = current_caller()
     with state().db.unit_of_work() as uow:
-        row = StoreRepository(uow, current_caller()).get(store_id)
-    if row is None:
+        row = StoreRepository(uow, caller).get(store_id)
+    if row is None or not caller.may_act_at_store(store_id):
         raise StoreNotFound(f"store {store_id} does not exist", details={"store_id": store_id})
     return serializers.store(row)

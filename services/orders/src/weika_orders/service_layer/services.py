@@ -70,7 +70,8 @@ def _must_get(repo: OrdersRepository, caller: Caller, order_id: str) -> Order:
     order = repo.get_order(order_id) if order_id else None
     if order is None:
         raise errors.OrderNotFound(f"order {order_id} does not exist", details={"order_id": order_id})
-    if order.store_id and not caller.may_act_at_store(order.store_id):
+    # Store staff reach their stores' orders only, as in the lists: not another store's, nor an online order.
+    if caller.store_ids and order.store_id not in caller.store_ids:
         raise errors.StoreNotAllowed("this order belongs to a store you do not work at",
                                      details={"order_id": order_id, "store_id": order.store_id})
     return order
