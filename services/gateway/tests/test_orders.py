@@ -128,14 +128,14 @@ def test_paying_an_order_returns_it_paid(client, merchant, fake, order_body):
 def test_an_order_shows_the_payments_returned_to_the_customer(client, merchant, fake, order_body):
     order = post_order(client, merchant.live, order_body()).get_json()
     stored = next(o for (_, _, order_id), o in fake.orders.items() if order_id == order["id"])
-    stored.returned_payments.add(channel="wechat", amount=2000, status="refunded",
+    stored.returned_payments.add(channel="wechat", amount=2000, status="refunded", provider_status="processing",
                                  created_at=Timestamp(seconds=1781769600))
 
     body = client.get(f"/v1/orders/{order['id']}", headers=merchant.live).get_json()
 
     assert order["returned_payments"] == []
     assert body["returned_payments"] == [{"channel": "wechat", "amount": 2000, "status": "refunded",
-                                          "created_at": "2026-06-18T08:00:00Z"}]
+                                          "provider_status": "processing", "created_at": "2026-06-18T08:00:00Z"}]
 
 
 def test_another_merchants_order_is_not_found(client, merchant, make_merchant, order_body, assert_error):

@@ -260,7 +260,8 @@ def test_a_refund_forwards_the_quantities_and_answers_the_refund(client, merchan
     def refund_order(caller, request):
         payments_fake.requests.append((caller, request))
         return orders_pb2.Refund(id="rfd_1", order_id=request.order_id, status="succeeded", amount=4500,
-                                 items=list(request.items), voided_coupon_ids=["cpn_1"], order_status="paid")
+                                 items=list(request.items), voided_coupon_ids=["cpn_1"], order_status="paid",
+                                 provider_status="processing")
 
     object.__setattr__(payments_fake, "refund_order", refund_order)
 
@@ -269,6 +270,7 @@ def test_a_refund_forwards_the_quantities_and_answers_the_refund(client, merchan
     whole = client.post("/v1/orders/ord_2/refund", headers=merchant.live)
 
     assert (body["amount"], body["voided_coupon_ids"], body["order_status"]) == (4500, ["cpn_1"], "paid")
+    assert body["provider_status"] == "processing"
     assert whole.status_code == 200 and list(payments_fake.requests[-1][1].items) == []
 
 

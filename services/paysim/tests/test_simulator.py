@@ -119,3 +119,66 @@ def test_an_alipay_notification_is_signed_over_the_sorted_parameters(client, sim
     notified = dict(parse_qsl(n["body"]))
     assert notified["total_amount"] == "42.00" and notified["trade_status"] == "TRADE_SUCCESS"
     assert protocol.verify(sim.alipay_key.public_key(), protocol.alipay_content(notified), notified["sign"])
+
+
+def signed_request(client, key, method: str, path: str, body: bytes = b""):
+    timestamp, nonce = str(int(time.time())), "n0nce"
+    sig = protocol.sign(key, protocol.merchant_message(method, path, timestamp, nonce, body))
+    auth = (f'WECHATPAY2-SHA256-RSA2048 mchid="1900000109",nonce_str="{nonce}",signature="{sig}",'
+            f'timestamp="{timestamp}",serial_no="ABC123"')
+    return client.open(path, method=method, data=body or None, headers={"Authorization": auth},
+                       content_type="application/json")
+
+
+def _decrypted(resource) -> dict:
+    return json.loads(AESGCM(API_V3_KEY.encode()).decrypt(resource["nonce"].encode(),
+                                                          base64.b64decode(resource["ciphertext"]),
+                                                          resource["associated_data"].encode()))
+
+
+REFUND = json.dumps({"out_trade_no": "ord_1", "out_refund_no": "rfd_1", "notify_url": "http://127.0.0.1:9/notify",
+                     "amount": {"refund": 1200, "total": 4200, "currency": "CNY"}}).encode()
+
+
+def test_a_wechat_refund_answers_success_at_once_by_default(client, sim, keys):
+    native(client, keys[1], ORDER)
+    client.post("/sim/wechat/pay", json={"out_trade_no": "ord_1", "deliver": False})
+
+    answer = signed_request(client, keys[1], "POST", "/v3/refund/domestic/refunds", REFUND)
+
+    assert answer.status_code == 200 and answer.get_json()["status"] == "SUCCESS"
+
+
+def test_a_processing_wechat_refund_is_queried_and_finished_by_a_sealed_signed_notification(client, sim, keys):
+    native(client, keys[1], ORDER)
+    client.post("/sim/wechat/pay", json={"out_trade_no": "ord_1", "deliver": False})
+    assert client.put("/sim/wechat/merchants/1900000109/refunds", json={"answer": "PROCESSING"}).status_code == 200
+
+    asked = signed_request(client, keys[1], "POST", "/v3/refund/domestic/refunds", REFUND)
+    queried = signed_request(client, keys[1], "GET", "/v3/refund/domestic/refunds/rfd_1")
+    [n] = client.post("/sim/wechat/refund-notify", json={"out_refund_no": "rfd_1", "refund_status": "ABNORMAL",
+                                                         "deliver": False}).get_json()["notifications"]
+    queried_after = signed_request(client, keys[1], "GET", "/v3/refund/domestic/refunds/rfd_1")
+
+    assert (asked.get_json()["status"], queried.get_json()["status"]) == ("PROCESSING", "PROCESSING")
+    assert _platform_signed(sim, queried) and queried.get_json()["amount"]["refund"] == 1200
+    h, body = n["headers"], n["body"].encode()
+    assert protocol.verify(sim.wechat_platform_key.public_key(),
+                           protocol.platform_message(h["Wechatpay-Timestamp"], h["Wechatpay-Nonce"], body),
+                           h["Wechatpay-Signature"])
+    envelope = json.loads(body)
+    refund = _decrypted(envelope["resource"])
+    assert envelope["event_type"] == "REFUND.ABNORMAL" and envelope["resource"]["associated_data"] == "refund"
+    assert (refund["out_refund_no"], refund["refund_status"], refund["amount"]["refund"]) == ("rfd_1", "ABNORMAL",
+                                                                                              1200)
+    assert queried_after.get_json()["status"] == "ABNORMAL"
+
+
+def test_a_refund_query_signed_with_a_wrong_key_is_refused(client, sim, keys):
+    native(client, keys[1], ORDER)
+    client.post("/sim/wechat/pay", json={"out_trade_no": "ord_1", "deliver": False})
+    signed_request(client, keys[1], "POST", "/v3/refund/domestic/refunds", REFUND)
+
+    answer = signed_request(client, protocol.new_rsa_key(), "GET", "/v3/refund/domestic/refunds/rfd_1")
+
+    assert (answer.status_code, answer.get_json()["code"]) == (401, "SIGN_ERROR")

@@ -167,6 +167,7 @@ def order(message: orders_pb2.Order) -> Json:
         "shipment": {"carrier": message.shipment.carrier, "tracking_number": message.shipment.tracking_number,
                      "shipped_at": ts(message.shipment, "shipped_at")} if message.HasField("shipment") else None,
         "returned_payments": [{"channel": r.channel, "amount": int(r.amount), "status": r.status,
+                               "provider_status": text_or_none(r.provider_status),
                                "created_at": ts(r, "created_at")} for r in message.returned_payments],
     }
 

@@ -18,3 +18,9 @@ STRAY_PAYMENTS = Counter(
     "Payments notified for orders that could no longer be paid (cancelled, or paid through another channel), "
     "by channel and outcome: recorded, refunded, retrying (a refund attempt failed), failed (gave up).",
     ["channel", "outcome"])
+REFUND_OUTCOMES = Counter(
+    "weika_refund_outcomes_total",
+    "Where providers say refunded money is (refunds and stray payments' returns), by channel and outcome: "
+    "processing (accepted, result pending), succeeded (back with the customer), abnormal and closed (not "
+    "returned: the merchant must act).",
+    ["channel", "outcome"])

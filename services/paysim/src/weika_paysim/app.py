@@ -6,6 +6,8 @@ key) and Alipay `POST /gateway.do` method `alipay.trade.precreate` (RSA2 verifie
 Simulator APIs (what a test or the merchant's channel test calls): register merchants, read the platform
 keys, and `POST /sim/<channel>/pay` to have the customer pay, which sends the asynchronous notification
 to the trade's notify_url, as many times as asked, optionally tampered, stale, or with another amount.
+WeChat refunds answer SUCCESS at once, or PROCESSING per merchant (`PUT /sim/wechat/merchants/<mchid>/refunds`)
+until `POST /sim/wechat/refund-notify` finishes them; `GET /v3/refund/domestic/refunds/<no>` queries one.
 """
 
 from __future__ import annotations
@@ -80,6 +82,26 @@ def create_app(sim: Simulator | None = None) -> Flask:
     @app.post("/v3/refund/domestic/refunds")
     def wechat_refund() -> Response:
         return _wechat_refund(sim)
+
+    @app.get("/v3/refund/domestic/refunds/<out_refund_no>")
+    def wechat_refund_query(out_refund_no: str) -> Response:
+        return _wechat_refund_query(sim, out_refund_no)
+
+    @app.put("/sim/wechat/merchants/<mchid>/refunds")
+    def wechat_refund_answer(mchid: str) -> tuple[Response, int]:
+        answer = str((request.get_json(force=True) or {}).get("answer", ""))
+        if answer not in ("SUCCESS", "PROCESSING"):
+            return jsonify({"error": "answer must be SUCCESS or PROCESSING"}), 400
+        with sim.lock:
+            merchant = sim.wechat_merchants.get(mchid)
+            if merchant is None:
+                return jsonify({"error": f"no merchant {mchid}"}), 404
+            merchant.refund_answer = answer
+        return jsonify({"mchid": mchid, "answer": answer}), 200
+
+    @app.post("/sim/wechat/refund-notify")
+    def wechat_refund_notify() -> tuple[Response, int]:
+        return _refund_notify(sim)
 
     @app.post("/gateway.do")
     def alipay_gateway() -> Response:
@@ -164,26 +186,75 @@ def _wechat_refund(sim: Simulator) -> Response:
         return _wechat_answer(sim, 404, {"code": "RESOURCE_NOT_EXISTS", "message": "no such order"})
     with sim.lock:
         outcome = trade.refund(out_refund_no, amount)
+        if outcome == "ok":
+            trade.refund_states.setdefault(out_refund_no, merchant.refund_answer)
+            if ask.get("notify_url"):
+                trade.refund_notify_urls.setdefault(out_refund_no, str(ask["notify_url"]))
     if outcome != "ok":
         return _wechat_answer(sim, 400, {"code": "INVALID_REQUEST", "message": outcome})
-    return _wechat_answer(sim, 200, {"refund_id": "50300" + out_refund_no[-10:], "out_refund_no": out_refund_no,
-                                     "status": "SUCCESS", "amount": {"refund": amount, "total": trade.amount}})
+    return _wechat_answer(sim, 200, _wechat_refund_view(sim, trade, out_refund_no))
+
+
+def _wechat_refund_view(sim: Simulator, trade: Trade, out_refund_no: str) -> dict[str, Any]:
+    """A refund as the refund API and the refund query answer it."""
+    with sim.lock:
+        amount, status = trade.refunds[out_refund_no], trade.refund_states.get(out_refund_no, "SUCCESS")
+    return {"refund_id": _refund_id(out_refund_no), "out_refund_no": out_refund_no,
+            "transaction_id": trade.transaction_id, "out_trade_no": trade.out_trade_no, "channel": "ORIGINAL",
+            "user_received_account": "支付用户零钱", "status": status,
+            "amount": {"refund": amount, "total": trade.amount, "payer_refund": amount, "payer_total": trade.amount,
+                       "currency": "CNY"}}
+
+
+def _refund_id(out_refund_no: str) -> str:
+    return "50300" + out_refund_no[-10:]
+
+
+def _wechat_refund_query(sim: Simulator, out_refund_no: str) -> Response:
+    """GET /v3/refund/domestic/refunds/{out_refund_no}: signed like every merchant request, answer signed."""
+    merchant = _wechat_merchant(sim)
+    if isinstance(merchant, str):
+        return _wechat_answer(sim, 401, {"code": "SIGN_ERROR", "message": merchant})
+    trade = sim.trade_of_refund("wechat", merchant.mchid, out_refund_no)
+    if trade is None:
+        return _wechat_answer(sim, 404, {"code": "RESOURCE_NOT_EXISTS", "message": "no such refund"})
+    return _wechat_answer(sim, 200, _wechat_refund_view(sim, trade, out_refund_no))
 
 
 def wechat_notification(sim: Simulator, trade: Trade, *, trade_state: str, amount: int, mchid: str,
                         timestamp: int, tamper: str) -> tuple[dict[str, str], bytes]:
     """A TRANSACTION.SUCCESS notification (or another state): sealed resource, platform signature headers."""
-    merchant = sim.wechat_merchants[trade.account]
     now = datetime.fromtimestamp(timestamp, BEIJING).isoformat(timespec="seconds")
     transaction = {"mchid": mchid, "appid": trade.appid, "out_trade_no": trade.out_trade_no,
                    "transaction_id": trade.transaction_id, "trade_type": "NATIVE", "trade_state": trade_state,
                    "trade_state_desc": trade_state, "bank_type": "OTHERS", "attach": "", "success_time": now,
                    "payer": {"openid": "oSim" + secrets.token_hex(8)},
                    "amount": {"total": amount, "payer_total": amount, "currency": "CNY", "payer_currency": "CNY"}}
-    envelope = {"id": secrets.token_hex(16), "create_time": now,
-                "event_type": "TRANSACTION.SUCCESS" if trade_state == "SUCCESS" else "TRANSACTION." + trade_state,
-                "resource_type": "encrypt-resource", "summary": "支付成功",
-                "resource": protocol.seal_resource(merchant.api_v3_key, transaction)}
+    event_type = "TRANSACTION.SUCCESS" if trade_state == "SUCCESS" else "TRANSACTION." + trade_state
+    return _wechat_event(sim, sim.wechat_merchants[trade.account], event_type, "支付成功", transaction,
+                         "transaction", timestamp, tamper)
+
+
+def wechat_refund_notification(sim: Simulator, trade: Trade, out_refund_no: str, *, refund_status: str, amount: int,
+                               mchid: str, timestamp: int, tamper: str) -> tuple[dict[str, str], bytes]:
+    """A REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED notification, sealed and signed like a payment's."""
+    now = datetime.fromtimestamp(timestamp, BEIJING).isoformat(timespec="seconds")
+    refund = {"mchid": mchid, "out_trade_no": trade.out_trade_no, "transaction_id": trade.transaction_id,
+              "out_refund_no": out_refund_no, "refund_id": _refund_id(out_refund_no), "refund_status": refund_status,
+              "success_time": now, "user_received_account": "支付用户零钱",
+              "amount": {"total": trade.amount, "refund": amount, "payer_total": trade.amount, "payer_refund": amount}}
+    summary = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}.get(refund_status, refund_status)
+    return _wechat_event(sim, sim.wechat_merchants[trade.account], "REFUND." + refund_status, summary, refund,
+                         "refund", timestamp, tamper)
+
+
+def _wechat_event(sim: Simulator, merchant: WechatMerchant, event_type: str, summary: str, resource: dict[str, Any],
+                  associated_data: str, timestamp: int, tamper: str) -> tuple[dict[str, str], bytes]:
+    """The notification envelope: resource sealed with the API v3 key, body signed by the platform key."""
+    now = datetime.fromtimestamp(timestamp, BEIJING).isoformat(timespec="seconds")
+    envelope = {"id": secrets.token_hex(16), "create_time": now, "event_type": event_type,
+                "resource_type": "encrypt-resource", "summary": summary,
+                "resource": protocol.seal_resource(merchant.api_v3_key, resource, associated_data)}
     body = json.dumps(envelope, ensure_ascii=False).encode()
     signer = _foreign_key() if tamper == "foreign_key" else sim.wechat_platform_key
     headers = protocol.platform_headers(signer, sim.wechat_platform_serial, body, timestamp)
@@ -326,9 +397,45 @@ def _pay(sim: Simulator, channel: str) -> tuple[Response, int]:
                     "notifications": [{"headers": h, "body": b.decode()} for h, b in notifications]}), 200
 
 
-def _deliver(trade: Trade, channel: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def _refund_notify(sim: Simulator) -> tuple[Response, int]:
+    """Have WeChat Pay finish a refund: notify the refund's notify_url of its result.
+
+    JSON body: out_refund_no (required), refund_status ("SUCCESS" | "ABNORMAL" | "CLOSED"), repeat (1),
+    amount (the refund's), account override (mchid), timestamp_offset_s (0), tamper (as for /pay), deliver
+    (true). An untampered notification also sets the refund's status, as the refund query then answers it.
+    """
+    options = request.get_json(force=True) or {}
+    out_refund_no = str(options.get("out_refund_no", ""))
+    with sim.lock:
+        trade = next((t for (c, _, _), t in sim.trades.items() if c == "wechat" and out_refund_no in t.refunds), None)
+    if trade is None:
+        return jsonify({"error": "no such refund: ask for it through the refund API first"}), 404
+    status, tamper = str(options.get("refund_status", "SUCCESS")), str(options.get("tamper", ""))
+    if status not in ("SUCCESS", "ABNORMAL", "CLOSED"):
+        return jsonify({"error": "refund_status must be SUCCESS, ABNORMAL or CLOSED"}), 400
+    if tamper not in TAMPERINGS:
+        return jsonify({"error": f"tamper must be one of {TAMPERINGS}"}), 400
+    with sim.lock:
+        amount = int(options.get("amount", trade.refunds[out_refund_no]))
+        url = trade.refund_notify_urls.get(out_refund_no, "")
+        if tamper == "":
+            trade.refund_states[out_refund_no] = status
+    timestamp = int(time.time()) + int(options.get("timestamp_offset_s", 0))
+    notifications = [wechat_refund_notification(sim, trade, out_refund_no, refund_status=status, amount=amount,
+                                                mchid=str(options.get("account", trade.account)),
+                                                timestamp=timestamp, tamper=tamper)
+                     for _ in range(max(1, int(options.get("repeat", 1))))]
+    deliver = options.get("deliver", True)
+    if deliver and not url:
+        return jsonify({"error": "the refund request named no notify_url"}), 409
+    deliveries = [_deliver(trade, "wechat", headers, body, url) for headers, body in notifications] if deliver else []
+    return jsonify({"notify_url": url, "deliveries": deliveries,
+                    "notifications": [{"headers": h, "body": b.decode()} for h, b in notifications]}), 200
+
+
+def _deliver(trade: Trade, channel: str, headers: dict[str, str], body: bytes, url: str = "") -> dict[str, Any]:
     try:
-        response = requests.post(trade.notify_url, data=body, headers=headers, timeout=NOTIFY_TIMEOUT_S)
+        response = requests.post(url or trade.notify_url, data=body, headers=headers, timeout=NOTIFY_TIMEOUT_S)
     except requests.RequestException as error:
         log.warning("notification not delivered: %s", error)
         return {"delivered": False, "status": 0, "body": str(error)}

@@ -90,7 +90,7 @@ def seal_resource(api_v3_key: str, plaintext: dict[str, Any], associated_data: s
     nonce = secrets.token_urlsafe(9)[:12]
     sealed = AESGCM(api_v3_key.encode()).encrypt(nonce.encode(), json.dumps(plaintext).encode(),
                                                   associated_data.encode())
-    return {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
+    return {"original_type": associated_data, "algorithm": "AEAD_AES_256_GCM",
             "ciphertext": base64.b64encode(sealed).decode(), "associated_data": associated_data, "nonce": nonce}
 
 

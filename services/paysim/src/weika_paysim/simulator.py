@@ -24,6 +24,7 @@ class WechatMerchant:
     serial_no: str
     public_key: rsa.RSAPublicKey
     api_v3_key: str
+    refund_answer: str = "SUCCESS"  # or PROCESSING: the refund completes when a test has it notified
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Trade:
     prompt: str  # code_url / qr_code
     paid: bool = False
     refunds: dict[str, int] = field(default_factory=dict)  # out_refund_no -> amount
+    refund_states: dict[str, str] = field(default_factory=dict)  # out_refund_no -> SUCCESS | PROCESSING | ...
+    refund_notify_urls: dict[str, str] = field(default_factory=dict)  # out_refund_no -> notify_url (WeChat)
 
     def refund(self, out_refund_no: str, amount: int) -> str:
         """"ok" (or a replay of the same refund), else why it is refused."""
@@ -98,6 +101,11 @@ class Simulator:
     def find_trade(self, channel: str, out_trade_no: str) -> Trade | None:
         with self.lock:
             return next((t for (c, _, o), t in self.trades.items() if c == channel and o == out_trade_no), None)
+
+    def trade_of_refund(self, channel: str, account: str, out_refund_no: str) -> Trade | None:
+        with self.lock:
+            return next((t for (c, a, _), t in self.trades.items()
+                         if c == channel and a == account and out_refund_no in t.refunds), None)
 
     def place(self, trade: Trade) -> tuple[Trade, bool]:
         """The trade under (channel, account, out_trade_no); False when one with another amount exists."""

@@ -52,7 +52,7 @@ def refund_order(order_id: str) -> dict[str, Any]:
     return {"id": answer.id, "order_id": answer.order_id, "status": answer.status, "amount": int(answer.amount),
             "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in answer.items],
             "reason": answer.reason, "voided_coupon_ids": list(answer.voided_coupon_ids),
-            "order_status": answer.order_status}
+            "order_status": answer.order_status, "provider_status": serializers.text_or_none(answer.provider_status)}
 
 
 @bp.get("/orders/<order_id>/history")

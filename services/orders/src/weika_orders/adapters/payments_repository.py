@@ -3,15 +3,16 @@
 `PaymentsRepository` filters every query by the caller's merchant and mode. `channel_by_account` is the
 one lookup across tenants: a provider's notification names our account id (in the notify URL we gave it),
 and only that row tells which merchant and mode the notification is for. `stray_refunds_due` is the
-sweeper's work list across tenants.
+sweeper's work list across tenants, `refunds_awaiting_provider` its list of refunds to query.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -103,6 +104,39 @@ class PaymentsRepository:
         self.uow.execute(update(sp).where(sp.c.id == stray_id, sp.c.status == "pending", self._mine(sp))
                          .values(last_error=last_error[:200]))
 
+    def refund_money(self, refund_no: str, out_trade_no: str) -> RefundMoney | None:
+        """Our refund (or stray payment's return) with this refund number, for this order; None if not ours."""
+        r, o, sp = t.refunds, t.orders, t.stray_payments
+        row = self.uow.execute(select(r, o.c.channel).join(o, o.c.id == r.c.order_id).where(
+            r.c.id == refund_no, r.c.order_id == out_trade_no, self._mine(r))).first()
+        if row is not None:
+            return RefundMoney("refund", row.id, row.merchant_id, row.mode, row.order_id, row.channel or "", row.id,
+                               row.amount, row.provider_status, row.provider_queries, row.provider_checked_at)
+        row = self.uow.execute(select(sp).where(sp.c.refund_no == refund_no, sp.c.order_id == out_trade_no,
+                                                self._mine(sp))).first()
+        return _stray_money(row) if row is not None else None
+
+    def set_refund_money_status(self, money: RefundMoney, status: str, may_be: tuple[str | None, ...]) -> bool:
+        """The money status of a refund, by a conditional update from one of `may_be`; False if it was not."""
+        table = _money_table(money.kind)
+        known = [s for s in may_be if s is not None]
+        current = table.c.provider_status.in_(known) if known else None
+        if None in may_be:
+            current = table.c.provider_status.is_(None) if current is None else or_(
+                current, table.c.provider_status.is_(None))
+        result = self.uow.execute(update(table).where(table.c.id == money.id, current, self._mine(table))
+                                  .values(provider_status=status, provider_checked_at=self.uow.now()))
+        return bool(result.rowcount == 1)
+
+    def claim_refund_query(self, money: RefundMoney, idle_before: datetime) -> bool:
+        """Take the next query of a processing refund (queries + 1) by a conditional update; False if taken."""
+        table = _money_table(money.kind)
+        result = self.uow.execute(update(table).where(
+            table.c.id == money.id, table.c.provider_status == "processing",
+            table.c.provider_queries == money.queries, table.c.provider_checked_at < idle_before, self._mine(table))
+            .values(provider_queries=table.c.provider_queries + 1, provider_checked_at=self.uow.now()))
+        return bool(result.rowcount == 1)
+
     def notifications(self, out_trade_no: str) -> list[Row[Any]]:
         pn = t.payment_notifications
         return list(self.uow.execute(select(pn).where(pn.c.out_trade_no == out_trade_no, self._mine(pn))
@@ -119,6 +153,47 @@ def stray_refunds_due(uow: UnitOfWork, idle_before: datetime, limit: int = 100) 
     sp = t.stray_payments
     return list(uow.execute(select(sp).where(sp.c.status == "pending", sp.c.updated_at < idle_before)
                             .order_by(sp.c.updated_at).limit(limit)))
+
+
+@dataclass(frozen=True)
+class RefundMoney:
+    """Money on its way back: a refund (its id is the refund number) or a stray payment's return."""
+
+    kind: str  # refund | stray
+    id: str
+    merchant_id: str
+    mode: str
+    order_id: str
+    channel: str
+    refund_no: str
+    amount: int
+    status: str | None  # the money status, provider_status
+    queries: int
+    checked_at: datetime | None
+
+
+def _money_table(kind: str) -> t.Table:
+    return t.refunds if kind == "refund" else t.stray_payments
+
+
+def _stray_money(row: Row[Any]) -> RefundMoney:
+    return RefundMoney("stray", row.id, row.merchant_id, row.mode, row.order_id, row.channel, row.refund_no,
+                       row.amount, row.provider_status, row.provider_queries, row.provider_checked_at)
+
+
+def refunds_awaiting_provider(uow: UnitOfWork, idle_before: datetime, limit: int = 100) -> list[RefundMoney]:
+    """Every tenant's refunds (and stray payments' returns) still processing at the provider, untouched since
+    before `idle_before`: the sweeper's query list."""
+    r, o, sp = t.refunds, t.orders, t.stray_payments
+    refunds = [RefundMoney("refund", row.id, row.merchant_id, row.mode, row.order_id, row.channel or "", row.id,
+                           row.amount, row.provider_status, row.provider_queries, row.provider_checked_at)
+               for row in uow.execute(select(r, o.c.channel).join(o, o.c.id == r.c.order_id).where(
+                   r.c.provider_status == "processing", r.c.provider_checked_at < idle_before)
+                   .order_by(r.c.provider_checked_at).limit(limit))]
+    strays = [_stray_money(row) for row in uow.execute(select(sp).where(
+        sp.c.provider_status == "processing", sp.c.provider_checked_at < idle_before)
+        .order_by(sp.c.provider_checked_at).limit(limit))]
+    return refunds + strays
 
 
 def record_notification(uow: UnitOfWork, *, merchant_id: str, mode: str, channel: str, account_id: str,

@@ -2,7 +2,8 @@
 
 WeChat Pay API v3 Native: a signed `POST /v3/pay/transactions/native` answers a `code_url`; the answer's
 own platform signature is verified before it is trusted. Alipay: a signed `alipay.trade.precreate` on the
-gateway answers a `qr_code`, whose response signature is verified likewise. The simulator's extra
+gateway answers a `qr_code`, whose response signature is verified likewise. Refunds: WeChat's answer
+SUCCESS or PROCESSING (then notified, or queried with GET .../refunds/{out_refund_no}); Alipay's is final. The simulator's extra
 endpoint (`POST /sim/{channel}/pay`) makes the customer pay, which only a simulator can do.
 """
 
@@ -14,12 +15,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from weika_orders.adapters import provider_crypto as pc
 from weika_orders.domain import errors
-from weika_orders.domain.payment_channels import AlipayConfig, WechatPayConfig
+from weika_orders.domain.payment_channels import (
+    REFUND_SUCCEEDED,
+    WECHAT_REFUND_STATUSES,
+    AlipayConfig,
+    WechatPayConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +78,14 @@ def wechat_native(base_url: str, config: WechatPayConfig, *, out_trade_no: str, 
 
 
 def wechat_refund(base_url: str, config: WechatPayConfig, *, out_trade_no: str, out_refund_no: str, refund: int,
-                  total: int, now: datetime) -> None:
-    """POST /v3/refund/domestic/refunds, idempotent per out_refund_no; accepted when SUCCESS or PROCESSING."""
+                  total: int, notify_url: str, now: datetime) -> str:
+    """POST /v3/refund/domestic/refunds, idempotent per out_refund_no; accepted when SUCCESS or PROCESSING.
+
+    The money status it answered: `succeeded`, or `processing` (the result is notified to notify_url later)."""
     path = "/v3/refund/domestic/refunds"
-    body = json.dumps({"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
+    body = json.dumps({"out_trade_no": out_trade_no, "out_refund_no": out_refund_no, "notify_url": notify_url,
                        "amount": {"refund": refund, "total": total, "currency": "CNY"}}).encode()
-    timestamp, nonce = str(int(now.timestamp())), secrets.token_hex(16)
-    authorization = pc.wechat_authorization(
-        mchid=config.mchid, serial_no=config.merchant_serial_no, key=pc.signing_key(config.merchant_private_key_pem),
-        method="POST", url_path=path, body=body, timestamp=timestamp, nonce=nonce)
-    response = _post(base_url.rstrip("/") + path, data=body, headers={
-        "Authorization": authorization, "Content-Type": "application/json", "Accept": "application/json"})
+    response = _wechat_call(base_url, config, "POST", path, body, now)
     if response.status_code >= 500 or not _wechat_signed_by_platform(config, response):
         raise errors.PaymentProviderUnavailable("WeChat Pay did not confirm the refund; it will be retried",
                                                 details={"channel": "wechat"})
@@ -89,6 +93,40 @@ def wechat_refund(base_url: str, config: WechatPayConfig, *, out_trade_no: str, 
     if response.status_code != 200 or answer.get("status") not in ("SUCCESS", "PROCESSING"):
         raise errors.PaymentProviderRefused(f"WeChat Pay refused the refund: {answer.get('message', '')}",
                                             details={"provider_code": str(answer.get("code", ""))})
+    return WECHAT_REFUND_STATUSES[answer["status"]]
+
+
+def wechat_refund_query(base_url: str, config: WechatPayConfig, *, out_refund_no: str, now: datetime) -> str:
+    """GET /v3/refund/domestic/refunds/{out_refund_no}: the refund's money status, from a platform-signed answer."""
+    path = f"/v3/refund/domestic/refunds/{quote(out_refund_no, safe='')}"
+    response = _wechat_call(base_url, config, "GET", path, b"", now)
+    if response.status_code >= 500 or not _wechat_signed_by_platform(config, response):
+        raise errors.PaymentProviderUnavailable("WeChat Pay did not answer the refund query; it will be retried",
+                                                details={"channel": "wechat"})
+    answer = response.json()
+    status = WECHAT_REFUND_STATUSES.get(str(answer.get("status", "")))
+    if response.status_code != 200 or status is None:
+        raise errors.PaymentProviderRefused(f"WeChat Pay refused the refund query: {answer.get('message', '')}",
+                                            details={"provider_code": str(answer.get("code", ""))})
+    return status
+
+
+def _wechat_call(base_url: str, config: WechatPayConfig, method: str, path: str, body: bytes,
+                 now: datetime) -> requests.Response:
+    """A merchant API request signed with the merchant's key (WECHATPAY2-SHA256-RSA2048)."""
+    timestamp, nonce = str(int(now.timestamp())), secrets.token_hex(16)
+    authorization = pc.wechat_authorization(
+        mchid=config.mchid, serial_no=config.merchant_serial_no, key=pc.signing_key(config.merchant_private_key_pem),
+        method=method, url_path=path, body=body, timestamp=timestamp, nonce=nonce)
+    headers = {"Authorization": authorization, "Accept": "application/json"}
+    if method == "GET":
+        try:
+            return requests.get(base_url.rstrip("/") + path, headers=headers, timeout=TIMEOUT_S)
+        except requests.RequestException as error:
+            log.warning("payment provider unreachable", extra={"url": base_url, "error": str(error)})
+            raise errors.PaymentProviderUnavailable("the payment provider did not answer; please retry",
+                                                    details={"provider_url": base_url}) from None
+    return _post(base_url.rstrip("/") + path, data=body, headers={**headers, "Content-Type": "application/json"})
 
 
 def _wechat_signed_by_platform(config: WechatPayConfig, response: requests.Response) -> bool:
@@ -128,8 +166,9 @@ def alipay_precreate(gateway_url: str, config: AlipayConfig, *, out_trade_no: st
 
 
 def alipay_refund(gateway_url: str, config: AlipayConfig, *, out_trade_no: str, out_request_no: str, refund: int,
-                  now: datetime) -> None:
-    """alipay.trade.refund, idempotent per out_request_no; accepted when code 10000."""
+                  now: datetime) -> str:
+    """alipay.trade.refund, idempotent per out_request_no; accepted when code 10000, and then the money is
+    back (Alipay refunds synchronously): the money status `succeeded`."""
     params = {
         "app_id": config.app_id, "method": "alipay.trade.refund", "format": "JSON", "charset": "utf-8",
         "sign_type": "RSA2", "timestamp": now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"), "version": "1.0",
@@ -148,6 +187,7 @@ def alipay_refund(gateway_url: str, config: AlipayConfig, *, out_trade_no: str, 
     if answer.get("code") != "10000":
         raise errors.PaymentProviderRefused(f"Alipay refused the refund: {answer.get('sub_msg') or answer.get('msg')}",
                                             details={"provider_code": str(answer.get("sub_code") or answer.get("code"))})
+    return REFUND_SUCCEEDED
 
 
 def _alipay_response_parts(content: str, node: str) -> tuple[str | None, str]:

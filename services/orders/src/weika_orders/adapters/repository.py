@@ -207,7 +207,7 @@ class OrdersRepository:
                             birth_year=row.birth_year, region=row.region)
         shipped = self.uow.execute(select(t.shipments).where(t.shipments.c.order_id == order_id)).first()
         sp = t.stray_payments
-        returned = [ReturnedPayment(r.channel, r.amount, r.status, r.created_at) for r in self.uow.execute(
+        returned = [ReturnedPayment(r.channel, r.amount, r.status, r.created_at, r.provider_status) for r in self.uow.execute(
             select(sp).where(sp.c.order_id == order_id, self._mine(sp)).order_by(sp.c.created_at, sp.c.id))]
         return Order(
             id=row.id, merchant_id=row.merchant_id, mode=row.mode, status=row.status, customer=customer,

@@ -191,6 +191,12 @@ refunds = Table(
     Column("voided_coupon_ids", Text, nullable=False),  # JSON list
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Where the provider says the money is: processing | succeeded | abnormal | closed (NULL: no provider answer
+    # yet, or the simulated channel); queried by the sweeper while processing, with backoff.
+    Column("provider_status", String(16), nullable=True),
+    Column("provider_queries", Integer, nullable=False, server_default="0"),
+    Column("provider_checked_at", UTCDateTime(), nullable=True),
+    Index("ix_refunds_provider_status", "provider_status", "provider_checked_at"),
     # At most one refund in flight per order (the order's refund_requested status guards it too).
     Index("uq_refunds_requested_per_order", "order_id", unique=True,
           sqlite_where=text("status = 'requested'"), postgresql_where=text("status = 'requested'")),
@@ -246,7 +252,11 @@ stray_payments = Table(
     Column("last_error", String(200), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("provider_status", String(16), nullable=True),  # as on refunds
+    Column("provider_queries", Integer, nullable=False, server_default="0"),
+    Column("provider_checked_at", UTCDateTime(), nullable=True),
     UniqueConstraint("channel", "transaction_id", name="uq_stray_payments_transaction"),
+    Index("ix_stray_payments_provider_status", "provider_status", "provider_checked_at"),
     Index("ix_stray_payments_order", "merchant_id", "mode", "order_id"),
     Index("ix_stray_payments_status", "status", "updated_at"),
 )

@@ -293,6 +293,7 @@ class ReturnedPayment:
     amount: int
     status: str  # pending | refunded | failed
     created_at: datetime
+    provider_status: str | None = None  # the money at the provider: processing | succeeded | abnormal | closed
 
 
 @dataclass

@@ -25,6 +25,25 @@ IGNORED = "ignored"  # verified, but not a success (e.g. a late WAIT_BUYER_PAY a
 NOT_PAYABLE = "not_payable"  # verified success for an order that is cancelled or was paid another way
 TEST_VERIFIED = "test_verified"  # verified notification of a channel test
 REJECTED = "rejected"  # failed verification: forged, tampered, stale, wrong merchant, wrong amount
+REFUND_SETTLED = "refund_settled"  # verified refund result that moved one of our refunds' money status
+
+# Where the provider says a refund's money is (refunds.provider_status and stray_payments.provider_status).
+REFUND_PROCESSING = "processing"  # accepted; the result comes by notification or by querying
+REFUND_SUCCEEDED = "succeeded"  # the money is back with the customer
+REFUND_ABNORMAL = "abnormal"  # the provider could not return it (e.g. the card was closed): the merchant must act
+REFUND_CLOSED = "closed"  # the provider closed the refund without returning the money: the merchant must act
+WECHAT_REFUND_STATUSES = {"PROCESSING": REFUND_PROCESSING, "SUCCESS": REFUND_SUCCEEDED,
+                          "ABNORMAL": REFUND_ABNORMAL, "CLOSED": REFUND_CLOSED}
+REFUND_HISTORY_REASONS = {REFUND_SUCCEEDED: "refund_money_returned", REFUND_ABNORMAL: "refund_abnormal",
+                          REFUND_CLOSED: "refund_closed"}
+
+
+def refund_status_may_become(new: str) -> tuple[str | None, ...]:
+    """The money statuses a refund may move to `new` from: a result only replaces no answer, processing, or
+    (for success or closing, after the merchant handled it) abnormal; succeeded and closed are final."""
+    if new == REFUND_PROCESSING:
+        return (None,)
+    return (None, REFUND_PROCESSING) if new == REFUND_ABNORMAL else (None, REFUND_PROCESSING, REFUND_ABNORMAL)
 
 _MCHID = re.compile(r"^[0-9]{6,32}$")
 _APPID = re.compile(r"^[A-Za-z0-9_]{4,32}$")
@@ -142,6 +161,8 @@ class Verdict:
     notification_id: str = ""
     transaction_id: str = ""
     amount: int | None = None
+    refund_no: str = ""  # a refund notification's out_refund_no
+    refund_status: str = ""  # a refund notification's result, as a money status (REFUND_SUCCEEDED, ...)
 
     @property
     def acknowledged(self) -> bool:

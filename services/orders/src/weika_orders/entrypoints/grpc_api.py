@@ -44,7 +44,8 @@ def order_to_pb(order: Order) -> pb.Order:
         shipment=pb.Shipment(carrier=order.shipment.carrier, tracking_number=order.shipment.tracking_number,
                              shipped_at=to_timestamp(order.shipment.shipped_at)) if order.shipment else None,
         returned_payments=[pb.ReturnedPayment(channel=r.channel, amount=r.amount, status=r.status,
-                                              created_at=to_timestamp(r.created_at))
+                                              created_at=to_timestamp(r.created_at),
+                                              provider_status=r.provider_status or "")
                            for r in order.returned_payments])
 
 
@@ -182,4 +183,4 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
         return pb.Refund(id=result.id, order_id=result.order_id, status=result.status, amount=result.amount,
                          items=[pb.OrderItem(product_id=p, quantity=q) for p, q in sorted(result.items.items())],
                          reason=result.reason, voided_coupon_ids=result.voided_coupon_ids,
-                         order_status=result.order_status)
+                         order_status=result.order_status, provider_status=result.provider_status)

@@ -14,13 +14,20 @@ won; or paid through the other channel) is a stray payment: recorded once per pr
 same transaction as the verdict, then refunded through its channel with a refund number derived from its
 id (a retry is a no-op at the provider). A refund attempt that fails is retried by the sweeper with backoff,
 each attempt claimed by a conditional update so one replica makes it, until MAX_STRAY_REFUND_ATTEMPTS.
+
+Refunds (and stray payments' returns) carry the provider's money status: Alipay's answer is final
+(`succeeded`); WeChat's is often `processing`, and the result comes as a REFUND.* notification to the same
+notify URL (told apart by event_type, verified exactly as payments are, then the out_refund_no must be ours
+for that order and the amount its amount) or, failing that, from the sweeper's query after REFUND_QUERY_AFTER,
+claimed per query and backed off. A result moves the status once: `refund_money_returned`, `refund_abnormal` or
+`refund_closed` in the order history; abnormal and closed are errors the merchant must act on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,8 +41,10 @@ from weika_orders.adapters import provider_crypto as pc
 from weika_orders.adapters import providers
 from weika_orders.adapters.payments_repository import (
     PaymentsRepository,
+    RefundMoney,
     channel_by_account,
     record_notification,
+    refunds_awaiting_provider,
     stray_refunds_due,
 )
 from weika_orders.adapters.repository import OrdersRepository
@@ -61,6 +70,8 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 MAX_STRAY_REFUND_ATTEMPTS = 10
 STRAY_REFUND_FIRST_RETRY = timedelta(minutes=1)  # doubled after every failed attempt, up to the cap below
 STRAY_REFUND_MAX_BACKOFF = timedelta(hours=1)
+REFUND_QUERY_AFTER = timedelta(minutes=5)  # a processing refund not notified by then is queried; doubled after
+REFUND_QUERY_MAX_BACKOFF = timedelta(hours=1)  # every query still processing, up to this cap
 ALIPAY_SUCCESS_STATES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 
 
@@ -222,22 +233,52 @@ def start_channel_payment(db: Database, settings: PaymentSettings, caller: Calle
 
 
 def refund_through_channel(db: Database, settings: PaymentSettings, caller: Caller, order: Order, refund_id: str,
-                           amount: int) -> None:
-    """Money back through the provider the order was paid with; the refund id makes a retry a no-op there."""
-    _refund_at_provider(db, settings, caller, order.channel, order.id, refund_id, amount, order.paid_amount)
+                           amount: int) -> str:
+    """Money back through the provider the order was paid with; the refund id makes a retry a no-op there.
+    The money status the provider answered (processing or succeeded)."""
+    return _refund_at_provider(db, settings, caller, order.channel, order.id, refund_id, amount, order.paid_amount)
 
 
 def _refund_at_provider(db: Database, settings: PaymentSettings, caller: Caller, channel: str, out_trade_no: str,
-                        refund_no: str, amount: int, total: int) -> None:
-    """`amount` of the `total` paid for `out_trade_no` through `channel` back to the customer."""
-    _, config = _configured(db, caller, channel)
+                        refund_no: str, amount: int, total: int) -> str:
+    """`amount` of the `total` paid for `out_trade_no` through `channel` back to the customer; the money status.
+    WeChat notifies the result of a processing refund to the same notify URL as payments."""
+    account_id, config = _configured(db, caller, channel)
     wechat_url, alipay_url = _provider_urls(settings, caller.mode)
     if isinstance(config, WechatPayConfig):
-        providers.wechat_refund(wechat_url, config, out_trade_no=out_trade_no, out_refund_no=refund_no,
-                                refund=amount, total=total, now=db.clock())
+        return providers.wechat_refund(wechat_url, config, out_trade_no=out_trade_no, out_refund_no=refund_no,
+                                       refund=amount, total=total, notify_url=notify_url(settings, channel, account_id),
+                                       now=db.clock())
+    return providers.alipay_refund(alipay_url, config, out_trade_no=out_trade_no, out_request_no=refund_no,
+                                   refund=amount, now=db.clock())
+
+
+def record_refund_answer(uow: Any, tenant: Caller, refund_no: str, order_id: str, status: str) -> None:
+    """The provider's synchronous answer to a refund (processing, or succeeded at once), unless its result was
+    notified already; a processing refund is queried by the sweeper from now on."""
+    repo = PaymentsRepository(uow, tenant)
+    money = repo.refund_money(refund_no, order_id)
+    if money is not None and repo.set_refund_money_status(money, status, (None,)):
+        metrics.REFUND_OUTCOMES.labels(money.channel, status).inc()
+
+
+def apply_refund_result(uow: Any, tenant: Caller, money: RefundMoney, status: str) -> bool:
+    """A refund's result from the provider (notified or queried): its money status moves once, with a history
+    entry on the order; abnormal and closed are logged as errors, since the merchant must act."""
+    if not PaymentsRepository(uow, tenant).set_refund_money_status(money, status,
+                                                                   pch.refund_status_may_become(status)):
+        return False
+    orders = OrdersRepository(uow, tenant)
+    current = orders.status_of(money.order_id) or ""
+    orders.add_history(money.order_id, current, current, f"provider:{money.channel}",
+                       pch.REFUND_HISTORY_REASONS[status])
+    extra = {"order_id": money.order_id, "refund_no": money.refund_no, "channel": money.channel,
+             "amount": money.amount, "money_status": status}
+    if status == pch.REFUND_SUCCEEDED:
+        log.info("refund money returned", extra=extra)
     else:
-        providers.alipay_refund(alipay_url, config, out_trade_no=out_trade_no, out_request_no=refund_no,
-                                refund=amount, now=db.clock())
+        log.error("refund money not returned by the provider: the merchant must act", extra=extra)
+    return True
 
 
 # --- notifications
@@ -270,6 +311,8 @@ def verify_wechat(config: WechatPayConfig, headers: dict[str, str], body: bytes,
         plain = pc.wechat_decrypt_resource(config.api_v3_key, resource["nonce"], resource.get("associated_data", ""),
                                            resource["ciphertext"])
         transaction = json.loads(plain)
+        if str(envelope.get("event_type", "")).startswith("REFUND."):
+            return _wechat_refund_verdict(config, envelope, transaction)
         out_trade_no = str(transaction["out_trade_no"])
         amount = int(transaction["amount"]["total"])
     except (ValueError, KeyError, TypeError):
@@ -283,6 +326,22 @@ def verify_wechat(config: WechatPayConfig, headers: dict[str, str], body: bytes,
     if transaction.get("amount", {}).get("currency", "CNY") != "CNY":
         return Verdict(pch.REJECTED, "currency_mismatch", **said)
     return Verdict(pch.PAID, "verified", **said)
+
+
+def _wechat_refund_verdict(config: WechatPayConfig, envelope: dict[str, Any], refund: dict[str, Any]) -> Verdict:
+    """A refund result (REFUND.SUCCESS | REFUND.ABNORMAL | REFUND.CLOSED) from a verified, decrypted envelope."""
+    said = {"out_trade_no": str(refund["out_trade_no"]), "notification_id": str(envelope.get("id", "")),
+            "transaction_id": str(refund.get("refund_id", "")), "amount": int(refund["amount"]["refund"]),
+            "refund_no": str(refund["out_refund_no"])}
+    if refund.get("mchid") != config.mchid:
+        return Verdict(pch.REJECTED, "merchant_mismatch", **said)
+    told = str(refund.get("refund_status", ""))
+    if envelope.get("event_type") != f"REFUND.{told}":
+        return Verdict(pch.REJECTED, "malformed_resource", **said)
+    status = pch.WECHAT_REFUND_STATUSES.get(told)
+    if status is None or status == pch.REFUND_PROCESSING:
+        return Verdict(pch.IGNORED, f"refund_status_{told.lower()}"[:64], **said)
+    return Verdict(pch.REFUND_SETTLED, f"refund_{told.lower()}"[:64], **said, refund_status=status)
 
 
 def verify_alipay(config: AlipayConfig, body: bytes, now: datetime) -> Verdict:
@@ -341,9 +400,35 @@ def handle_notification(db: Database, settings: PaymentSettings, channel: str, h
         now = db.clock()
         verdict = (verify_wechat(config, headers, body, now) if isinstance(config, WechatPayConfig)
                    else verify_alipay(config, body, now))
+        if verdict.verdict == pch.REFUND_SETTLED:
+            return _settle_refund(db, tenant, channel, account_id, verdict)
         if verdict.verdict != pch.PAID:
             return _finish(db, channel, account_id, tenant, verdict)
         return _settle(db, settings, tenant, channel, account_id, verdict)
+
+
+def _settle_refund(db: Database, tenant: Caller, channel: str, account_id: str, verdict: Verdict) -> NotificationReply:
+    """A verified refund result: one of our refunds (the number and the order ours, the amount its amount) moves
+    to the notified money status once; a repeat, or a result after a final one, changes nothing."""
+    moved = False
+    with db.unit_of_work() as uow:
+        repo = PaymentsRepository(uow, tenant)
+        money = repo.refund_money(verdict.refund_no, verdict.out_trade_no)
+        if money is None or money.channel != channel:
+            outcome = replace(verdict, verdict=pch.REJECTED, reason="unknown_refund")
+        elif verdict.amount != money.amount:
+            outcome = replace(verdict, verdict=pch.REJECTED, reason="amount_mismatch")
+        elif apply_refund_result(uow, tenant, money, verdict.refund_status):
+            outcome, moved = verdict, True
+        else:
+            now_at = repo.refund_money(verdict.refund_no, verdict.out_trade_no)
+            outcome = replace(verdict, verdict=pch.DUPLICATE,
+                              reason=f"refund_already_{now_at.status if now_at else 'settled'}"[:64])
+        _record(uow, tenant, channel, account_id, outcome)
+        uow.commit()
+    if moved:
+        metrics.REFUND_OUTCOMES.labels(channel, verdict.refund_status).inc()
+    return _answer(channel, outcome)
 
 
 def _settle(db: Database, settings: PaymentSettings, tenant: Caller, channel: str, account_id: str,
@@ -450,19 +535,23 @@ def refund_stray_payment(db: Database, settings: PaymentSettings, tenant: Caller
     assert stray is not None
     try:
         # WeChat wants the total paid in that transaction: the stray payment's own amount.
-        _refund_at_provider(db, settings, tenant, stray.channel, stray.order_id, stray.refund_no, stray.amount,
-                            stray.amount)
+        money_status = _refund_at_provider(db, settings, tenant, stray.channel, stray.order_id, stray.refund_no,
+                                           stray.amount, stray.amount)
     except DomainError as error:
         return _stray_refund_failed(db, tenant, stray, f"{error.code}: {error.message}")
     with db.unit_of_work() as uow:
-        if PaymentsRepository(uow, tenant).finish_stray_payment(stray_id, "refunded", None):
+        finished = PaymentsRepository(uow, tenant).finish_stray_payment(stray_id, "refunded", None)
+        if finished:
             orders = OrdersRepository(uow, tenant)
             status = orders.status_of(stray.order_id) or ""
             orders.add_history(stray.order_id, status, status, f"provider:{stray.channel}", "late_payment_refunded")
-            uow.commit()
-            metrics.STRAY_PAYMENTS.labels(stray.channel, "refunded").inc()
-            log.info("stray payment refunded", extra={"order_id": stray.order_id, "stray_payment_id": stray_id,
-                                                      "channel": stray.channel, "amount": stray.amount})
+        record_refund_answer(uow, tenant, stray.refund_no, stray.order_id, money_status)
+        uow.commit()
+    if finished:
+        metrics.STRAY_PAYMENTS.labels(stray.channel, "refunded").inc()
+        log.info("stray payment refunded", extra={"order_id": stray.order_id, "stray_payment_id": stray_id,
+                                                  "channel": stray.channel, "amount": stray.amount,
+                                                  "money_status": money_status})
     return "refunded"
 
 
@@ -505,6 +594,60 @@ def retry_stray_refunds(db: Database, settings: PaymentSettings) -> int:
             if refund_stray_payment(db, settings, tenant, row.id, row.attempts, idle_before) == "refunded":
                 refunded += 1
     return refunded
+
+
+# --- refunds still processing at the provider: queried with backoff until it gives their result
+
+
+def refund_query_backoff(queries: int) -> timedelta:
+    """How long a processing refund waits after its `queries`-th query (0: since the provider accepted it)."""
+    return min(REFUND_QUERY_AFTER * 2 ** queries, REFUND_QUERY_MAX_BACKOFF)
+
+
+def query_processing_refunds(db: Database, settings: PaymentSettings) -> int:
+    """Ask the provider about every tenant's processing refund whose backoff has passed; how many got a result."""
+    now = db.clock()
+    with db.unit_of_work() as uow:
+        due = refunds_awaiting_provider(uow, now - REFUND_QUERY_AFTER)
+    settled = 0
+    for money in due:
+        idle_before = now - refund_query_backoff(money.queries)
+        if money.checked_at is None or money.checked_at >= idle_before:
+            continue
+        tenant = Caller(money.merchant_id, money.mode, staff_id=f"provider:{money.channel}", role="system")
+        with context.bound(caller=tenant, request_id=context.new_request_id()):
+            if query_refund(db, settings, tenant, money, idle_before) not in (None, pch.REFUND_PROCESSING):
+                settled += 1
+    return settled
+
+
+def query_refund(db: Database, settings: PaymentSettings, tenant: Caller, money: RefundMoney,
+                 idle_before: datetime) -> str | None:
+    """One query of a processing refund, claimed first (so one replica makes it); the money status it found,
+    None if not claimed or the provider did not answer (the next sweep asks again, after the backoff)."""
+    with db.unit_of_work() as uow:
+        if not PaymentsRepository(uow, tenant).claim_refund_query(money, idle_before):
+            return None
+        uow.commit()
+    extra = {"order_id": money.order_id, "refund_no": money.refund_no, "channel": money.channel,
+             "queries": money.queries + 1}
+    try:
+        _, config = _configured(db, tenant, money.channel)
+        if not isinstance(config, WechatPayConfig):
+            return pch.REFUND_PROCESSING  # only WeChat answers processing; nothing to ask Alipay
+        wechat_url, _ = _provider_urls(settings, tenant.mode)
+        status = providers.wechat_refund_query(wechat_url, config, out_refund_no=money.refund_no, now=db.clock())
+    except DomainError as error:
+        log.warning("refund query failed; asking again later", extra={**extra, "error": error.code})
+        return None
+    if status == pch.REFUND_PROCESSING:
+        return status
+    with db.unit_of_work() as uow:
+        moved = apply_refund_result(uow, tenant, money, status)
+        uow.commit()
+    if moved:
+        metrics.REFUND_OUTCOMES.labels(money.channel, status).inc()
+    return status
 
 
 # --- channel test (模拟支付)

@@ -11,7 +11,9 @@
    caller gets `refund_refused` naming the cause. A void refused after the withdrawal first gives the units
    back (RestoreDeliveries, once per refund id), so the buyer keeps the goods the money was not returned for.
 3. The money goes back through the channel (the provider's refund API, idempotent per refund id; nothing to
-   do for `simulated`).
+   do for `simulated`). The provider's answer is the refund's money status (provider_status): Alipay's
+   `succeeded`; WeChat's `succeeded` or `processing`, settled later by notification or the sweeper's query
+   (payments.py).
 4. One transaction: the refund `succeeded`, the order `refunded` (nothing left) or back where it was (partial),
    history and OrderRefunded (the catalog returns the stock from it).
 A failure without an answer in 2 or 3 (the restore included) leaves the refund in flight: calling RefundOrder
@@ -59,6 +61,7 @@ class RefundResult:
     reason: str
     voided_coupon_ids: list[str]
     order_status: str
+    provider_status: str  # the money at the provider: processing | succeeded | abnormal | closed; "" if none
 
 
 def _wanted(order: Order, taken: dict[str, int], items: list[tuple[str, int]]) -> dict[str, int]:
@@ -162,9 +165,11 @@ def refund_order(db: Database, upstreams: Upstreams, settings: PaymentSettings, 
                                                            "units": sum(restored.values())})
                 _refuse(db, caller, order_id, refund_id, refund.previous_status, error)
             raise  # no answer: the refund stays in flight; calling again resumes it
+    money_status = None
     if order.channel in PROVIDER_CHANNELS:
-        payments.refund_through_channel(db, settings, caller, order, refund_id, refund.amount)
-    return _finish(db, caller, order_id, refund_id, refund.previous_status, refund.amount, reason, wanted, voided)
+        money_status = payments.refund_through_channel(db, settings, caller, order, refund_id, refund.amount)
+    return _finish(db, caller, order_id, refund_id, refund.previous_status, refund.amount, reason, wanted, voided,
+                   money_status)
 
 
 def _refuse(db: Database, caller: Caller, order_id: str, refund_id: str, previous_status: str,
@@ -181,11 +186,14 @@ def _refuse(db: Database, caller: Caller, order_id: str, refund_id: str, previou
 
 
 def _finish(db: Database, caller: Caller, order_id: str, refund_id: str, previous_status: str, amount: int,
-            reason: str, wanted: dict[str, int], voided: list[str]) -> RefundResult:
+            reason: str, wanted: dict[str, int], voided: list[str], money_status: str | None) -> RefundResult:
     with db.unit_of_work() as uow:
         repo, refunds = OrdersRepository(uow, caller), RefundsRepository(uow, caller)
         order = _must_get(repo, caller, order_id)
-        if refunds.finish(refund_id, "succeeded", voided):
+        if money_status is not None:
+            payments.record_refund_answer(uow, caller, refund_id, order_id, money_status)
+        finished = refunds.finish(refund_id, "succeeded", voided)
+        if finished:
             taken = refunds.refunded_quantities(order_id)
             nothing_left = all(taken.get(line.product_id, 0) >= line.quantity for line in order.lines)
             target = REFUNDED if nothing_left else previous_status
@@ -196,7 +204,11 @@ def _finish(db: Database, caller: Caller, order_id: str, refund_id: str, previou
                                         wanted[line.product_id], line.unit_price, line.coupon)
                               for line in order.lines if line.product_id in wanted]
             uow.add_event(messages.order_refunded(order, refund_id, refunded_lines, amount, reason, uow.now()))
-            uow.commit()
-            log.info("order refunded", extra={"order_id": order_id, "refund_id": refund_id, "amount": amount})
+        uow.commit()
+        if finished:
+            log.info("order refunded", extra={"order_id": order_id, "refund_id": refund_id, "amount": amount,
+                                              "money_status": money_status})
+        row = refunds.get(refund_id)
         status = repo.status_of(order_id) or order.status
-    return RefundResult(refund_id, order_id, "succeeded", amount, wanted, reason, voided, status)
+    return RefundResult(refund_id, order_id, "succeeded", amount, wanted, reason, voided, status,
+                        (row.provider_status if row is not None else None) or "")

@@ -4,7 +4,8 @@ An order stays `creating` when its creator died (or the catalog or marketing fai
 nobody retried. After STUCK_AFTER the sweeper claims it (`creating -> failed`, a conditional update, so a
 late retry completing it at the same moment cannot both win), then asks the catalog to release its stock,
 and records the release only once the catalog confirmed it; unconfirmed releases are retried every sweep.
-It also retries the refunds of stray payments (payments.retry_stray_refunds) whose backoff has passed.
+It also retries the refunds of stray payments (payments.retry_stray_refunds) whose backoff has passed, and
+queries the provider about refunds still processing there (payments.query_processing_refunds).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from weika_orders.adapters.repository import (
 from weika_orders.adapters.upstream import CatalogClient
 from weika_orders.config import PaymentSettings
 from weika_orders.domain.model import CREATING, FAILED
-from weika_orders.service_layer.payments import retry_stray_refunds
+from weika_orders.service_layer.payments import query_processing_refunds, retry_stray_refunds
 
 log = logging.getLogger(__name__)
 
@@ -83,4 +84,8 @@ def run_sweeper(db: Database, catalog: CatalogClient, stop: threading.Event,
                 retry_stray_refunds(db, payment_settings)
             except Exception:
                 log.exception("stray payment refund sweep failed")
+            try:
+                query_processing_refunds(db, payment_settings)
+            except Exception:
+                log.exception("refund query sweep failed")
         stop.wait(interval_s)
