@@ -138,6 +138,22 @@ def test_an_order_shows_the_payments_returned_to_the_customer(client, merchant, 
                                           "provider_status": "processing", "created_at": "2026-06-18T08:00:00Z"}]
 
 
+def test_an_order_shows_its_refunds_and_where_their_money_is(client, merchant, fake, order_body):
+    order = post_order(client, merchant.live, order_body()).get_json()
+    stored = next(o for (_, _, order_id), o in fake.orders.items() if order_id == order["id"])
+    refund = stored.refunds.add(id="rfd_1", order_id=order["id"], status="succeeded", amount=1500, reason="customer_request",
+                                voided_coupon_ids=["cpn_1"], provider_status="processing",
+                                created_at=Timestamp(seconds=1781769600))
+    refund.items.add(product_id="prd_1", quantity=1)
+
+    body = client.get(f"/v1/orders/{order['id']}", headers=merchant.live).get_json()
+
+    assert order["refunds"] == []
+    assert body["refunds"] == [{"id": "rfd_1", "status": "succeeded", "amount": 1500, "reason": "customer_request",
+                                "items": [{"product_id": "prd_1", "quantity": 1}], "voided_coupon_ids": ["cpn_1"],
+                                "provider_status": "processing", "created_at": "2026-06-18T08:00:00Z"}]
+
+
 def test_another_merchants_order_is_not_found(client, merchant, make_merchant, order_body, assert_error):
     order = post_order(client, merchant.live, order_body()).get_json()
     rival = make_merchant("Rival")

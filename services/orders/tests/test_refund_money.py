@@ -125,6 +125,11 @@ def test_a_processing_wechat_refund_succeeds_once_when_its_success_is_notified_t
         f"/v1/payments/wechat/notify?account={desk_on.accounts['wechat']}")
     assert [(r.http_status, r.verdict) for r in replies] == [(204, "refund_settled"), (204, "duplicate")]
     assert desk_on.row(refund.id).provider_status == "succeeded"
+    # the order shows its refunds and where each one's money is
+    [shown] = desk_on.h.get(order.id, desk_on.caller).refunds
+    assert (shown.id, shown.status, shown.amount, shown.provider_status) == (
+        refund.id, "succeeded", refund.amount, "succeeded")
+    assert [(i.product_id, i.quantity) for i in shown.items] == [(i.product_id, i.quantity) for i in refund.items]
     assert desk_on.reasons(order.id).count("refund_money_returned") == 1
     assert desk_on.verdicts(order.id)[-2:] == [("refund_settled", "refund_success"),
                                                ("duplicate", "refund_already_succeeded")]

@@ -169,6 +169,10 @@ def order(message: orders_pb2.Order) -> Json:
         "returned_payments": [{"channel": r.channel, "amount": int(r.amount), "status": r.status,
                                "provider_status": text_or_none(r.provider_status),
                                "created_at": ts(r, "created_at")} for r in message.returned_payments],
+        "refunds": [{"id": r.id, "status": r.status, "amount": int(r.amount), "reason": r.reason,
+                     "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in r.items],
+                     "voided_coupon_ids": list(r.voided_coupon_ids), "provider_status": text_or_none(r.provider_status),
+                     "created_at": ts(r, "created_at")} for r in message.refunds],
     }
 
 

@@ -35,6 +35,7 @@ from weika_orders.domain.model import (
     Order,
     OrderFilter,
     OrderLine,
+    OrderRefund,
     OrderSettings,
     ReturnedPayment,
     Shipment,
@@ -209,6 +210,16 @@ class OrdersRepository:
         sp = t.stray_payments
         returned = [ReturnedPayment(r.channel, r.amount, r.status, r.created_at, r.provider_status) for r in self.uow.execute(
             select(sp).where(sp.c.order_id == order_id, self._mine(sp)).order_by(sp.c.created_at, sp.c.id))]
+        rf, rl = t.refunds, t.refund_lines
+        items: dict[str, dict[str, int]] = {}
+        for line in self.uow.execute(select(rl).join(rf, rf.c.id == rl.c.refund_id)
+                                     .where(rf.c.order_id == order_id, self._mine(rf))
+                                     .order_by(rl.c.product_id)):
+            items.setdefault(line.refund_id, {})[line.product_id] = line.quantity
+        refunds = [OrderRefund(r.id, r.status, r.amount, r.reason, items.get(r.id, {}),
+                               json.loads(r.voided_coupon_ids), r.created_at, r.provider_status)
+                   for r in self.uow.execute(select(rf).where(rf.c.order_id == order_id, self._mine(rf))
+                                             .order_by(rf.c.created_at, rf.c.id))]
         return Order(
             id=row.id, merchant_id=row.merchant_id, mode=row.mode, status=row.status, customer=customer,
             store_id=row.store_id, total_amount=row.total_amount, discount_amount=row.discount_amount,
@@ -216,7 +227,7 @@ class OrdersRepository:
             created_at=row.created_at, updated_at=row.updated_at, paid_at=row.paid_at, lines=lines,
             discounts=[Discount(**d) for d in json.loads(row.discounts)],
             shipment=Shipment(shipped.carrier, shipped.tracking_number, shipped.shipped_at) if shipped else None,
-            returned_payments=returned)
+            returned_payments=returned, refunds=refunds)
 
     # --- customers with their order totals
 

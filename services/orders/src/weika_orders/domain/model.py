@@ -296,6 +296,20 @@ class ReturnedPayment:
     provider_status: str | None = None  # the money at the provider: processing | succeeded | abnormal | closed
 
 
+@dataclass(frozen=True)
+class OrderRefund:
+    """A refund of the order as the order shows it: what, how much, and where the money is."""
+
+    id: str
+    status: str  # requested | succeeded | refused
+    amount: int
+    reason: str
+    items: dict[str, int]  # product id -> quantity
+    voided_coupon_ids: list[str]
+    created_at: datetime
+    provider_status: str | None = None  # processing | succeeded | abnormal | closed; None: no provider
+
+
 @dataclass
 class Order:
     id: str
@@ -316,6 +330,7 @@ class Order:
     discounts: list[Discount] = field(default_factory=list)
     shipment: Shipment | None = None
     returned_payments: list[ReturnedPayment] = field(default_factory=list)
+    refunds: list[OrderRefund] = field(default_factory=list)
 
     @property
     def has_physical_goods(self) -> bool:

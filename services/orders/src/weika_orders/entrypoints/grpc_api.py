@@ -46,7 +46,12 @@ def order_to_pb(order: Order) -> pb.Order:
         returned_payments=[pb.ReturnedPayment(channel=r.channel, amount=r.amount, status=r.status,
                                               created_at=to_timestamp(r.created_at),
                                               provider_status=r.provider_status or "")
-                           for r in order.returned_payments])
+                           for r in order.returned_payments],
+        refunds=[pb.Refund(id=r.id, order_id=order.id, status=r.status, amount=r.amount, reason=r.reason,
+                           items=[pb.OrderItem(product_id=p, quantity=q) for p, q in sorted(r.items.items())],
+                           voided_coupon_ids=r.voided_coupon_ids, created_at=to_timestamp(r.created_at),
+                           provider_status=r.provider_status or "")
+                 for r in order.refunds])
 
 
 def _customer_pb(summary: CustomerSummary) -> pb.CustomerSummary:
