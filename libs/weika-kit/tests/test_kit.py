@@ -103,6 +103,30 @@ def test_an_event_the_broker_would_refuse_for_ever_is_refused_with_its_transacti
         assert [r.key for r in conn.execute(select(KIT_TABLES["outbox"]))] == ["o-small"]
 
 
+def test_a_read_only_unit_of_work_reads_beside_a_writer_and_cannot_write(db):
+    with db.unit_of_work() as uow:
+        uow.execute(insert(THINGS).values(name="old"))
+        uow.commit()
+    seen: list[list[str]] = []
+    with db.unit_of_work() as writer:  # holds SQLite's write lock until it ends
+        writer.execute(insert(THINGS).values(name="uncommitted"))
+
+        def read() -> None:
+            with db.unit_of_work(read_only=True) as reader:
+                seen.append([r.name for r in reader.execute(select(THINGS))])
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(10)  # a reader that queued for the write lock would still be waiting (busy_timeout is 30 s)
+        assert seen == [["old"]]
+        writer.commit()
+    with db.unit_of_work(read_only=True) as reader:
+        with pytest.raises(RuntimeError, match="read-only"):
+            reader.add_event(paid("o-ro"))
+        with pytest.raises(RuntimeError, match="read-only"):
+            reader.commit()
+
+
 def test_relay_publishes_in_order_retries_after_failure_and_marks_sent(db):
     bus = FakeBus()
     relay = OutboxRelay(db, bus, holder="a")

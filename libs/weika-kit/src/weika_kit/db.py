@@ -126,7 +126,9 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only unit of work reads a WAL snapshot without the write lock, beside the writers.
+            read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+            conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=30)
@@ -154,6 +156,9 @@ def create_database_if_missing(url: str) -> None:
         admin.dispose()
 
 
+# The connection execution option that makes a SQLite unit of work read-only (BEGIN DEFERRED).
+READ_ONLY_OPTION = "weika_read_only"
+
 class Database:
     """One service's database: engine, session factory, and hooks told when outbox rows commit."""
 
@@ -169,8 +174,10 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self)
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:
+        """A transaction; `read_only` ones may not commit or add events, and on SQLite do not take the write
+        lock (so the many reads of a request path do not queue behind each other and the writers)."""
+        return UnitOfWork(self, read_only=read_only)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -182,14 +189,18 @@ class UnitOfWork:
     Rolls back unless `commit()` is called.
     """
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, *, read_only: bool = False):
         self.db = db
+        self.read_only = read_only
         self.session: Session
         self._events = 0
         self._committed = False
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.db.sessions()
+        if self.read_only:
+            # Procure the connection now, with the option the SQLite "begin" hook reads.
+            self.session.connection(execution_options={READ_ONLY_OPTION: True})
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -207,6 +218,8 @@ class UnitOfWork:
         (`topic` overrides it: tests use private topics)."""
         from weika_kit.topics import topic_for
 
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot record events")
         info = topic_for(payload)
         key = key if key is not None else str(getattr(payload, info.key))
         if not key:
@@ -253,6 +266,8 @@ class UnitOfWork:
         return envelope
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self.session.commit()
         self._committed = True
         if self._events:

@@ -104,7 +104,7 @@ def bearer_token() -> str | None:
 def caller_for_key(token: str) -> Caller | None:
     """The caller an API key acts as, in its mode only: the merchant's own key as the owner of every store; a
     staff key as that staff member, with their role and stores, while they are active."""
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         repo = MerchantRepository(uow)
         key = repo.find_active_key(hash_key(token))
         member = repo.get_staff_member(key.staff_id) if key is not None and key.staff_id else None

@@ -24,7 +24,7 @@ def body_fields() -> Fields:
 
 def check_stores_known(caller: Caller, store_ids: list[str]) -> None:
     """Every id must name one of the caller's stores in the caller's mode, else 422 unknown_store."""
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         known = StoreRepository(uow, caller).known_ids(store_ids)
     for store_id in store_ids:
         if store_id not in known:

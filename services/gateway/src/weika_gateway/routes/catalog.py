@@ -323,7 +323,7 @@ def import_products() -> tuple[dict[str, Any], int]:
     """Every row or none: 201 with the product ids, or 422 import_rejected listing every bad row."""
     caller = current_caller()
     _, content = _uploaded_file()
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         store_ids = [row.id for row in StoreRepository(uow, caller).list()]
     answer = state().clients.catalog(caller, "ImportProducts", catalog_pb2.ImportProductsRequest(
         content=content, known_store_ids=store_ids))

@@ -47,7 +47,7 @@ def create_merchant() -> tuple[dict[str, Any], int]:
 @api_key_required
 def get_merchant() -> dict[str, Any]:
     caller = current_caller()
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         row = MerchantRepository(uow).get_merchant(caller.merchant_id)
     if row is None:
         raise NotAuthenticated("the API key's merchant no longer exists")

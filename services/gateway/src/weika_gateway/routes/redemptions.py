@@ -29,7 +29,7 @@ MAX_REVERSAL_WINDOW_MINUTES = 7 * 24 * 60
 
 def _guard(caller: Caller, store_id: str) -> RedemptionLimiter:
     """The store must be the caller's, and the caller not blocked for guessing; returns the limiter to count with."""
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         store = StoreRepository(uow, caller).get(store_id)
     # Another merchant's store, a store of the other mode, or one the caller may not act at: all look absent.
     if store is None or not caller.may_act_at_store(store_id):

@@ -95,7 +95,7 @@ def create_staff() -> tuple[dict[str, Any], int]:
 @bp.get("/staff")
 @api_key_required
 def list_staff() -> dict[str, Any]:
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         repo = StaffRepository(uow, current_caller())
         return {"data": [serializers.staff_member(row, repo.key_hints(row.id)) for row in repo.list()]}
 
@@ -103,7 +103,7 @@ def list_staff() -> dict[str, Any]:
 @bp.get("/staff/<staff_id>")
 @api_key_required
 def get_staff(staff_id: str) -> dict[str, Any]:
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         repo = StaffRepository(uow, current_caller())
         row = _member(repo, staff_id)
         return serializers.staff_member(row, repo.key_hints(staff_id))
@@ -172,7 +172,7 @@ def whoami() -> dict[str, Any]:
     body: dict[str, Any] = {"merchant_id": caller.merchant_id, "mode": caller.mode, "role": caller.role,
                             "staff_id": None, "name": None, "store_ids": list(caller.store_ids)}
     if caller.role != OWNER_ROLE:
-        with state().db.unit_of_work() as uow:
+        with state().db.unit_of_work(read_only=True) as uow:
             row = StaffRepository(uow, caller).get(caller.staff_id)
         body.update(staff_id=caller.staff_id, name=row.name if row is not None else None)
     return body
@@ -189,7 +189,7 @@ def audit_log() -> dict[str, Any]:
     cursor = request.args.get("cursor", "")
     if cursor and not digits(cursor):
         raise invalid("cursor", "is not one this endpoint handed out", "format")
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         rows = AuditRepository(uow, current_caller()).list(
             actor_id=request.args.get("actor_id", "")[:40] or None, before_id=int(cursor) if cursor else None,
             limit=int(limit) + 1)

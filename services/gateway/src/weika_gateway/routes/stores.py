@@ -40,7 +40,7 @@ def create_store() -> tuple[dict[str, Any], int]:
 @api_key_required
 def list_stores() -> dict[str, Any]:
     caller = current_caller()
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         rows = StoreRepository(uow, caller).list()
     # store staff see the stores they work at
     return {"data": [serializers.store(row) for row in rows if caller.may_act_at_store(row.id)]}
@@ -50,7 +50,7 @@ def list_stores() -> dict[str, Any]:
 @api_key_required
 def get_store(store_id: str) -> dict[str, Any]:
     caller = current_caller()
-    with state().db.unit_of_work() as uow:
+    with state().db.unit_of_work(read_only=True) as uow:
         row = StoreRepository(uow, caller).get(store_id)
     if row is None or not caller.may_act_at_store(store_id):
         raise StoreNotFound(f"store {store_id} does not exist", details={"store_id": store_id})
