@@ -127,6 +127,31 @@ def test_a_read_only_unit_of_work_reads_beside_a_writer_and_cannot_write(db):
             reader.commit()
 
 
+
+@pytest.mark.postgres
+def test_on_postgresql_a_read_only_unit_of_work_runs_without_a_transaction_and_the_next_writer_still_has_one(
+        fresh_postgres_database):
+    db = Database(fresh_postgres_database("kit_read_only"), service="kit-test", pool_size=1)
+    try:
+        METADATA.create_all(db.engine)
+        with db.unit_of_work(read_only=True) as reader:
+            reader.execute(select(func.count()).select_from(THINGS))
+            # in a transaction now() is the transaction's start, earlier than a later statement's own start
+            assert reader.execute(select(func.now() == func.statement_timestamp())).scalar_one() is True
+        # the same pooled connection, handed back from autocommit: a unit of work still rolls back unless committed
+        with db.unit_of_work() as writer:
+            writer.execute(insert(THINGS).values(name="rolled back"))
+            assert writer.execute(select(func.now() == func.statement_timestamp())).scalar_one() is False
+        with db.unit_of_work() as writer:
+            writer.execute(insert(THINGS).values(name="kept"))
+            writer.commit()
+        with db.unit_of_work(read_only=True) as reader:
+            assert [r.name for r in reader.execute(select(THINGS))] == ["kept"]
+            with pytest.raises(RuntimeError, match="read-only"):
+                reader.commit()
+    finally:
+        db.dispose()
+
 def test_relay_publishes_in_order_retries_after_failure_and_marks_sent(db):
     bus = FakeBus()
     relay = OutboxRelay(db, bus, holder="a")

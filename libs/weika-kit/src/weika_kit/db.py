@@ -199,8 +199,13 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self.session = self.db.sessions()
         if self.read_only:
-            # Procure the connection now, with the option the SQLite "begin" hook reads.
-            self.session.connection(execution_options={READ_ONLY_OPTION: True})
+            # Procure the connection now, with the option the SQLite "begin" hook reads. On PostgreSQL a read-only
+            # unit of work runs in autocommit: under READ COMMITTED every statement takes its own snapshot whether
+            # or not it is inside a transaction, so the BEGIN and ROLLBACK round trips bought nothing.
+            options: dict[str, Any] = {READ_ONLY_OPTION: True}
+            if not self.db.is_sqlite:
+                options["isolation_level"] = "AUTOCOMMIT"
+            self.session.connection(execution_options=options)
         return self
 
     def __exit__(self, *exc: object) -> None:

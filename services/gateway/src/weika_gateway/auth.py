@@ -105,19 +105,17 @@ def caller_for_key(token: str) -> Caller | None:
     """The caller an API key acts as, in its mode only: the merchant's own key as the owner of every store; a
     staff key as that staff member, with their role and stores, while they are active."""
     with state().db.unit_of_work(read_only=True) as uow:
-        repo = MerchantRepository(uow)
-        key = repo.find_active_key(hash_key(token))
-        member = repo.get_staff_member(key.staff_id) if key is not None and key.staff_id else None
+        key = MerchantRepository(uow).find_active_key(hash_key(token))
     if key is None:
         return None
     if not key.staff_id:
         return Caller(merchant_id=key.merchant_id, mode=key.mode, staff_id=key.id, role=OWNER_ROLE, store_ids=())
-    if member is None or not member.active:
+    if key.member_id is None or not key.active:
         return None
-    stores = tuple(s for s in member.store_ids.split(",") if s)
-    if member.role in STORE_ROLES and not stores:
+    stores = tuple(s for s in key.store_ids.split(",") if s)
+    if key.role in STORE_ROLES and not stores:
         return None  # no stores would mean every store: never for store staff
-    return Caller(merchant_id=key.merchant_id, mode=key.mode, staff_id=member.id, role=member.role,
+    return Caller(merchant_id=key.merchant_id, mode=key.mode, staff_id=key.member_id, role=key.role,
                   store_ids=stores)
 
 

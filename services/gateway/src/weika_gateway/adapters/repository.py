@@ -35,14 +35,14 @@ class MerchantRepository:
         return self.uow.execute(select(t.merchants).where(t.merchants.c.id == merchant_id)).first()
 
     def find_active_key(self, key_hash: str) -> Row[Any] | None:
-        """The unrevoked key with this hash, with its merchant's id and mode."""
+        """The unrevoked key with this hash, with its merchant's id and mode and, for a staff key, its staff member
+        (`member_id`, `role`, `active`, `store_ids`; all None when the key is the merchant's own or the member is
+        gone), whoever asks (authentication runs before there is a caller). One query: it runs on every request."""
+        k, s = t.api_keys.c, t.staff.c
         return self.uow.execute(
-            select(t.api_keys.c.id, t.api_keys.c.merchant_id, t.api_keys.c.mode, t.api_keys.c.staff_id)
-            .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))).first()
-
-    def get_staff_member(self, staff_id: str) -> Row[Any] | None:
-        """A staff member by id, whoever asks (authentication runs before there is a caller)."""
-        return self.uow.execute(select(t.staff).where(t.staff.c.id == staff_id)).first()
+            select(k.id, k.merchant_id, k.mode, k.staff_id, s.id.label("member_id"), s.role, s.active, s.store_ids)
+            .select_from(t.api_keys.outerjoin(t.staff, s.id == k.staff_id))
+            .where(k.key_hash == key_hash, k.revoked_at.is_(None))).first()
 
 
 class StoreRepository:
