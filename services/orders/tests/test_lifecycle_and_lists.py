@@ -114,6 +114,30 @@ def test_lists_filter_by_status_store_customer_product_and_date(harness, callers
     assert ids(created_from=boundary) == [second.id] and ids(created_to=boundary) == [first.id]
 
 
+def test_a_listed_order_is_the_same_whole_order_a_get_returns(harness, callers):
+    """Lists read a page of orders in a few queries: each order keeps its own lines, customer, shipment and
+    refunds, exactly as GetOrder shows it."""
+    tea = harness.create(key="a", items=(("prd_tea", 2), ("prd_rare", 1)), store_id="sto_1", external_id="VIP-1")
+    harness.pay(tea.id)
+    ship(harness, tea.id, callers.test)
+    harness.clock.advance(timedelta(minutes=1))
+    coupons = harness.create(key="b", items=(("prd_coupon", 2),), external_id="VIP-2", phone="13900000000")
+    harness.pay(coupons.id)
+    harness.call(callers.test, harness.stub.RefundOrder,
+                 pb.RefundOrderRequest(order_id=coupons.id, items=[pb.OrderItem(product_id="prd_coupon", quantity=1)]))
+
+    listed = list_orders(harness, callers.test).orders
+
+    assert [o.id for o in listed] == [coupons.id, tea.id]
+    for order in listed:
+        assert order == harness.get(order.id)
+    assert [line.product_id for line in listed[1].lines] == ["prd_rare", "prd_tea"]
+    assert listed[1].shipment.tracking_number and not listed[0].HasField("shipment")
+    assert [(r.status, [(i.product_id, i.quantity) for i in r.items]) for r in listed[0].refunds] == [
+        ("succeeded", [("prd_coupon", 1)])]
+    assert listed[1].refunds == [] and listed[0].customer.external_id == "VIP-2"
+
+
 def test_pages_follow_the_cursor_without_gaps_or_repeats(harness, callers):
     created = []
     for n in range(5):

@@ -190,44 +190,61 @@ class OrdersRepository:
             select(t.orders.c.status).where(t.orders.c.id == order_id, self._mine(t.orders))).scalar_one_or_none()
 
     def get_order(self, order_id: str) -> Order | None:
+        return self.get_orders([order_id]).get(order_id)
+
+    def get_orders(self, order_ids: list[str]) -> dict[str, Order]:
+        """The caller's orders among `order_ids`, each whole, in six queries whatever their number."""
+        if not order_ids:
+            return {}
         o, c = t.orders, t.customers
-        row = self.uow.execute(
+        rows = list(self.uow.execute(
             select(o, c.c.external_id, c.c.phone_encrypted, c.c.birth_year, c.c.region)
             .join(c, c.c.id == o.c.customer_id)
-            .where(o.c.id == order_id, self._mine(o))).first()
-        if row is None:
-            return None
-        lines = [
-            OrderLine(product_id=r.product_id, product_name=r.product_name, product_kind=r.product_kind,
-                      category_id=r.category_id, quantity=r.quantity, unit_price=r.unit_price,
-                      coupon=terms_from_json(r.coupon_terms))
-            for r in self.uow.execute(select(t.order_lines).where(t.order_lines.c.order_id == order_id)
-                                      .order_by(t.order_lines.c.product_id))]
-        customer = Customer(id=row.customer_id, external_id=row.external_id,
-                            phone=_decrypt_phone(row.phone_encrypted, row.customer_id),
-                            birth_year=row.birth_year, region=row.region)
-        shipped = self.uow.execute(select(t.shipments).where(t.shipments.c.order_id == order_id)).first()
+            .where(o.c.id.in_(order_ids), self._mine(o))))
+        if not rows:
+            return {}
+        found = [row.id for row in rows]
+        ol = t.order_lines
+        lines: dict[str, list[OrderLine]] = {}
+        for r in self.uow.execute(select(ol).where(ol.c.order_id.in_(found)).order_by(ol.c.order_id, ol.c.product_id)):
+            lines.setdefault(r.order_id, []).append(OrderLine(
+                product_id=r.product_id, product_name=r.product_name, product_kind=r.product_kind,
+                category_id=r.category_id, quantity=r.quantity, unit_price=r.unit_price,
+                coupon=terms_from_json(r.coupon_terms)))
+        shipments = {r.order_id: Shipment(r.carrier, r.tracking_number, r.shipped_at)
+                     for r in self.uow.execute(select(t.shipments).where(t.shipments.c.order_id.in_(found)))}
         sp = t.stray_payments
-        returned = [ReturnedPayment(r.channel, r.amount, r.status, r.created_at, r.provider_status) for r in self.uow.execute(
-            select(sp).where(sp.c.order_id == order_id, self._mine(sp)).order_by(sp.c.created_at, sp.c.id))]
+        returned: dict[str, list[ReturnedPayment]] = {}
+        for r in self.uow.execute(select(sp).where(sp.c.order_id.in_(found), self._mine(sp))
+                                  .order_by(sp.c.created_at, sp.c.id)):
+            returned.setdefault(r.order_id, []).append(
+                ReturnedPayment(r.channel, r.amount, r.status, r.created_at, r.provider_status))
         rf, rl = t.refunds, t.refund_lines
         items: dict[str, dict[str, int]] = {}
         for line in self.uow.execute(select(rl).join(rf, rf.c.id == rl.c.refund_id)
-                                     .where(rf.c.order_id == order_id, self._mine(rf))
+                                     .where(rf.c.order_id.in_(found), self._mine(rf))
                                      .order_by(rl.c.product_id)):
             items.setdefault(line.refund_id, {})[line.product_id] = line.quantity
-        refunds = [OrderRefund(r.id, r.status, r.amount, r.reason, items.get(r.id, {}),
-                               json.loads(r.voided_coupon_ids), r.created_at, r.provider_status)
-                   for r in self.uow.execute(select(rf).where(rf.c.order_id == order_id, self._mine(rf))
-                                             .order_by(rf.c.created_at, rf.c.id))]
-        return Order(
-            id=row.id, merchant_id=row.merchant_id, mode=row.mode, status=row.status, customer=customer,
-            store_id=row.store_id, total_amount=row.total_amount, discount_amount=row.discount_amount,
-            payable_amount=row.payable_amount, paid_amount=row.paid_amount, channel=row.channel,
-            created_at=row.created_at, updated_at=row.updated_at, paid_at=row.paid_at, lines=lines,
-            discounts=[Discount(**d) for d in json.loads(row.discounts)],
-            shipment=Shipment(shipped.carrier, shipped.tracking_number, shipped.shipped_at) if shipped else None,
-            returned_payments=returned, refunds=refunds)
+        refunds: dict[str, list[OrderRefund]] = {}
+        for r in self.uow.execute(select(rf).where(rf.c.order_id.in_(found), self._mine(rf))
+                                  .order_by(rf.c.created_at, rf.c.id)):
+            refunds.setdefault(r.order_id, []).append(OrderRefund(
+                r.id, r.status, r.amount, r.reason, items.get(r.id, {}), json.loads(r.voided_coupon_ids),
+                r.created_at, r.provider_status))
+        orders: dict[str, Order] = {}
+        for row in rows:
+            customer = Customer(id=row.customer_id, external_id=row.external_id,
+                                phone=_decrypt_phone(row.phone_encrypted, row.customer_id),
+                                birth_year=row.birth_year, region=row.region)
+            orders[row.id] = Order(
+                id=row.id, merchant_id=row.merchant_id, mode=row.mode, status=row.status, customer=customer,
+                store_id=row.store_id, total_amount=row.total_amount, discount_amount=row.discount_amount,
+                payable_amount=row.payable_amount, paid_amount=row.paid_amount, channel=row.channel,
+                created_at=row.created_at, updated_at=row.updated_at, paid_at=row.paid_at,
+                lines=lines.get(row.id, []), discounts=[Discount(**d) for d in json.loads(row.discounts)],
+                shipment=shipments.get(row.id), returned_payments=returned.get(row.id, []),
+                refunds=refunds.get(row.id, []))
+        return orders
 
     # --- customers with their order totals
 
@@ -318,7 +335,8 @@ class OrdersRepository:
         if after is not None:
             query = query.where((o.c.created_at < after[0]) | ((o.c.created_at == after[0]) & (o.c.id < after[1])))
         ids_ = [r.id for r in self.uow.execute(query.order_by(o.c.created_at.desc(), o.c.id.desc()).limit(limit))]
-        return [order for order in (self.get_order(i) for i in ids_) if order is not None]
+        orders = self.get_orders(ids_)
+        return [orders[i] for i in ids_ if i in orders]
 
     def count_by_status(self, where: OrderFilter) -> dict[str, int]:
         o = t.orders
