@@ -400,6 +400,21 @@ def migrated_sqlite_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def orders_database(request, migrated_sqlite_file, tmp_path) -> Callable[..., tuple[str, bool]]:
+    """`orders_database(kind, name) -> (url, migrated)`: a copy of the migrated SQLite file ("sqlite"), or a fresh
+    PostgreSQL database that the harness migrates ("postgres")."""
+
+    def make(kind: str = "sqlite", name: str = "orders") -> tuple[str, bool]:
+        if kind == "sqlite":
+            path = tmp_path / f"{name}.sqlite3"
+            shutil.copyfile(migrated_sqlite_file, path)
+            return f"sqlite:///{path}", True
+        return request.getfixturevalue("fresh_postgres_database")(name), False
+
+    return make
+
+
+@pytest.fixture
 def harness(make_harness, migrated_sqlite_file, tmp_path) -> Harness:
     path = tmp_path / "orders.sqlite3"
     shutil.copyfile(migrated_sqlite_file, path)

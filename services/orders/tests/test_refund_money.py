@@ -5,7 +5,6 @@ the sweeper's query; Alipay's synchronous refund is succeeded at once."""
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -84,28 +83,23 @@ def counted(channel: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("weika_refund_outcomes_total", {"channel": channel, "outcome": outcome}) or 0.0
 
 
-def _desk(make_harness, url, migrated, paysim, merchant_keys, caller) -> RefundDesk:
+def _desk(make_harness, database, paysim, merchant_keys, caller) -> RefundDesk:
+    url, migrated = database
     settings = PaymentSettings(paysim.url, "http://127.0.0.1:9")
     harness = make_harness(url, migrated=migrated, payment_settings=settings)
     return RefundDesk(harness, paysim, merchant_keys, caller, settings)
 
 
 @pytest.fixture
-def desk(make_harness, migrated_sqlite_file, tmp_path, paysim, merchant_keys, callers) -> RefundDesk:
-    path = tmp_path / "orders.sqlite3"
-    shutil.copyfile(migrated_sqlite_file, path)
-    return _desk(make_harness, f"sqlite:///{path}", True, paysim, merchant_keys, callers.live)
+def desk(make_harness, orders_database, paysim, merchant_keys, callers) -> RefundDesk:
+    return _desk(make_harness, orders_database(), paysim, merchant_keys, callers.live)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def desk_on(request, make_harness, migrated_sqlite_file, tmp_path, paysim, merchant_keys, callers) -> RefundDesk:
+def desk_on(request, make_harness, orders_database, paysim, merchant_keys, callers) -> RefundDesk:
     """The same desk on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        path = tmp_path / "orders.sqlite3"
-        shutil.copyfile(migrated_sqlite_file, path)
-        return _desk(make_harness, f"sqlite:///{path}", True, paysim, merchant_keys, callers.live)
-    url = request.getfixturevalue("fresh_postgres_database")("orders_refund_money")
-    return _desk(make_harness, url, False, paysim, merchant_keys, callers.live)
+    return _desk(make_harness, orders_database(request.param, "orders_refund_money"), paysim, merchant_keys,
+                 callers.live)
 
 
 def test_a_processing_wechat_refund_succeeds_once_when_its_success_is_notified_twice(desk_on):

@@ -4,7 +4,6 @@ refunded after commit, retried by the sweeper with a cap, and shown on the order
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from datetime import timedelta
@@ -78,28 +77,22 @@ def counted(channel: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("weika_stray_payments_total", {"channel": channel, "outcome": outcome}) or 0.0
 
 
-def _shop(make_harness, url, migrated, paysim, merchant_keys, caller) -> Shop:
+def _shop(make_harness, database, paysim, merchant_keys, caller) -> Shop:
+    url, migrated = database
     settings = PaymentSettings(paysim.url, "http://127.0.0.1:9")
     harness = make_harness(url, migrated=migrated, max_workers=10, payment_settings=settings)
     return Shop(harness, paysim, merchant_keys, caller, settings)
 
 
 @pytest.fixture
-def shop(make_harness, migrated_sqlite_file, tmp_path, paysim, merchant_keys, callers) -> Shop:
-    path = tmp_path / "orders.sqlite3"
-    shutil.copyfile(migrated_sqlite_file, path)
-    return _shop(make_harness, f"sqlite:///{path}", True, paysim, merchant_keys, callers.live)
+def shop(make_harness, orders_database, paysim, merchant_keys, callers) -> Shop:
+    return _shop(make_harness, orders_database(), paysim, merchant_keys, callers.live)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def shop_on(request, make_harness, migrated_sqlite_file, tmp_path, paysim, merchant_keys, callers) -> Shop:
+def shop_on(request, make_harness, orders_database, paysim, merchant_keys, callers) -> Shop:
     """The same shop on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        path = tmp_path / "orders.sqlite3"
-        shutil.copyfile(migrated_sqlite_file, path)
-        return _shop(make_harness, f"sqlite:///{path}", True, paysim, merchant_keys, callers.live)
-    url = request.getfixturevalue("fresh_postgres_database")("orders_stray")
-    return _shop(make_harness, url, False, paysim, merchant_keys, callers.live)
+    return _shop(make_harness, orders_database(request.param, "orders_stray"), paysim, merchant_keys, callers.live)
 
 
 @pytest.mark.parametrize("channel", ["wechat", "alipay"])
