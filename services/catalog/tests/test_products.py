@@ -99,6 +99,30 @@ def test_patch_changes_fields_and_announces_product_changed(db, make):
         services.update_product(db, make.shop, product.id, services.ProductChanges(price=-1))
 
 
+def test_patch_replaces_a_coupon_rule_for_orders_from_now_on_and_refuses_a_contradiction(db, make):
+    coupon = make.product(db, kind="coupon")
+    reserved_before = services.reserve_stock(db, make.shop, "ord_1", [(coupon.id, 1)])
+    rule = make.coupon_rule(face_value=2000, threshold=10000, store_ids=())
+
+    changed = services.update_product(db, make.shop, coupon.id, services.ProductChanges(coupon=rule))
+
+    assert changed.coupon == rule == services.get_product(db, make.shop, coupon.id).coupon
+    assert [line.product.coupon.face_value for line in reserved_before] == [1000]  # sold with the old terms
+    [after] = services.reserve_stock(db, make.shop, "ord_2", [(coupon.id, 1)])
+    assert after.product.coupon.face_value == 2000
+    assert len(make.outbox(db, CHANGED)) == 2
+    with pytest.raises(errors.FaceValueExceedsThreshold) as refused:  # 满50减60 makes no sense
+        services.update_product(db, make.shop, coupon.id, services.ProductChanges(
+            coupon=make.coupon_rule(face_value=6000, threshold=5000), name="renamed"))
+    assert refused.value.code == "face_value_exceeds_threshold"
+    unchanged = services.get_product(db, make.shop, coupon.id)
+    assert (unchanged.coupon, unchanged.name) == (rule, coupon.name)  # nothing half-written
+    cup = make.product(db)
+    with pytest.raises(errors.InvalidProduct) as not_a_coupon:
+        services.update_product(db, make.shop, cup.id, services.ProductChanges(coupon=rule))
+    assert not_a_coupon.value.details["field"] == "coupon"
+
+
 def test_stock_adjustments_are_moves_with_actor_and_reason_that_explain_the_count(db, make):
     product = make.product(db, quantity=10)
     services.update_product(db, make.shop, product.id, services.ProductChanges(stock_adjustment=5,

@@ -114,6 +114,24 @@ def test_patch_product_sends_set_fields_and_the_stock_adjustment(client, merchan
     assert bad.status_code == 422 and bad.get_json()["error"]["details"]["field"] == "on_shelf"
 
 
+def test_patch_product_sends_a_whole_new_coupon_rule_checked_as_at_creation(client, merchant, catalog, make_store):
+    store = make_store(merchant.live)
+    catalog.answers["UpdateProduct"] = product()
+    rule = {"face_value": 2000, "threshold": 10000, "store_ids": [store["id"]], "redeem_methods": ["code"],
+            "validity": {"mode": "relative", "days": 14}}
+    assert client.patch("/v1/products/prd_1", headers=merchant.live, json={"coupon": rule}).status_code == 200
+    sent = catalog.sent("UpdateProduct")
+    assert sent.HasField("coupon") and not sent.HasField("price")
+    assert (sent.coupon.face_value, sent.coupon.threshold, list(sent.coupon.store_ids), sent.coupon.validity.days) == (
+        2000, 10000, [store["id"]], 14)
+    unknown = client.patch("/v1/products/prd_1", headers=merchant.live,
+                           json={"coupon": {**rule, "store_ids": ["sto_nope"]}})
+    assert unknown.status_code == 422 and unknown.get_json()["error"]["code"] == "unknown_store"
+    missing = client.patch("/v1/products/prd_1", headers=merchant.live, json={"coupon": {"face_value": 1}})
+    assert missing.status_code == 422 and missing.get_json()["error"]["details"]["field"] == "coupon.redeem_methods"
+    assert len([c for c in catalog.calls if c[0] == "UpdateProduct"]) == 1
+
+
 def test_a_coupon_with_discount_rate_cap_and_usage_windows_is_sent_field_by_field(client, merchant, fake):
     body = {"kind": "coupon", "name": "8.5折", "category_id": "cat_1", "price": 100,
             "stock": {"mode": "unlimited"}, "purchase_limit": 2,

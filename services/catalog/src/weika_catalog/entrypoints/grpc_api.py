@@ -136,6 +136,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
             price=_optional(request, "price"), on_shelf=_optional(request, "on_shelf"),
             category_id=_optional(request, "category_id"), purchase_limit=_optional(request, "purchase_limit"),
             low_stock_threshold=_optional(request, "low_stock_threshold"),
+            coupon=rule_from_pb(request.coupon) if request.HasField("coupon") else None,
             stock_adjustment=request.stock_adjustment, stock_reason=request.stock_reason)
         return self._with_images(services.update_product(self.db, require_caller(), request.product_id,
                                                          changes))[0]

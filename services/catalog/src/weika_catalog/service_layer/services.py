@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from weika.events.v1 import catalog_pb2 as events
 from weika_catalog import metrics
-from weika_catalog.adapters.repository import CatalogRepository, details_to_json
+from weika_catalog.adapters.repository import CatalogRepository, details_to_json, rule_to_json
 from weika_catalog.domain import errors
 from weika_catalog.domain.model import KINDS, CouponRule, PhysicalSpec, Product, VirtualSpec
 from weika_kit import ids
@@ -48,6 +48,7 @@ class ProductChanges:
     category_id: str | None = None
     purchase_limit: int | None = None
     low_stock_threshold: int | None = None
+    coupon: CouponRule | None = None
     stock_adjustment: int = 0
     stock_reason: str = ""
 
@@ -234,6 +235,11 @@ def update_product(db: Database, caller: Caller, product_id: str, changes: Produ
                 raise errors.InvalidProduct("only virtual products have a low-stock threshold",
                                             details={"field": "low_stock_threshold"})
             changed = replace(changed, virtual=replace(before.virtual, low_stock_threshold=changes.low_stock_threshold))
+        if changes.coupon is not None:
+            if before.kind != "coupon":
+                raise errors.InvalidProduct("only coupon products have a coupon rule", details={"field": "coupon"})
+            changed = replace(changed, coupon=changes.coupon)
+            values["coupon_rule"] = rule_to_json(changes.coupon)
         changed.validate()
         if changes.category_id is not None and repo.get_category(changes.category_id) is None:
             raise errors.CategoryNotFound(f"category {changes.category_id} does not exist",

@@ -205,8 +205,9 @@ def list_products() -> dict[str, Any]:
 @bp.patch("/products/<product_id>")
 @api_key_required
 def update_product(product_id: str) -> dict[str, Any]:
-    """name, description, price, on_shelf, category_id, purchase_limit, low_stock_threshold, and
-    `stock: {adjustment, reason}` (a signed change of available units, recorded as a stock move)."""
+    """name, description, price, on_shelf, category_id, purchase_limit, low_stock_threshold,
+    `stock: {adjustment, reason}` (a signed change of available units, recorded as a stock move), and a coupon
+    product's whole `coupon` rule (as at creation; for orders from now on)."""
     fields = body_fields()
     change = catalog_pb2.UpdateProductRequest(product_id=product_id)
     texts = {"name": fields.optional_text("name"),
@@ -220,6 +221,9 @@ def update_product(product_id: str) -> dict[str, Any]:
     for name, value in {**texts, **numbers}.items():
         if value is not None:
             setattr(change, name, value)
+    coupon = fields.optional_object("coupon")
+    if coupon is not None:
+        change.coupon.CopyFrom(_coupon_rule(coupon, current_caller()))
     stock = fields.optional_object("stock")
     if stock is not None:
         change.stock_adjustment = stock.integer("adjustment", minimum=-INT32_MAX, maximum=INT32_MAX)
