@@ -11,6 +11,7 @@ from weika_gateway.errors import UnknownStore
 from weika_gateway.state import state
 from weika_gateway.validation import Fields, parse_json_object
 from weika_kit.context import Caller
+from weika_kit.db import UnitOfWork
 
 
 def json_body() -> dict[str, Any]:
@@ -22,10 +23,14 @@ def body_fields() -> Fields:
     return Fields(json_body())
 
 
-def check_stores_known(caller: Caller, store_ids: list[str]) -> None:
-    """Every id must name one of the caller's stores in the caller's mode, else 422 unknown_store."""
-    with state().db.unit_of_work(read_only=True) as uow:
+def check_stores_known(caller: Caller, store_ids: list[str], uow: UnitOfWork | None = None) -> None:
+    """Every id must name one of the caller's stores in the caller's mode, else 422 unknown_store. Inside a
+    unit of work already open, pass it (a second one would wait on SQLite's write lock the first holds)."""
+    if uow is not None:
         known = StoreRepository(uow, caller).known_ids(store_ids)
+    else:
+        with state().db.unit_of_work(read_only=True) as own:
+            known = StoreRepository(own, caller).known_ids(store_ids)
     for store_id in store_ids:
         if store_id not in known:
             raise UnknownStore(f"store {store_id} is not one of your stores", details={"store_id": store_id})

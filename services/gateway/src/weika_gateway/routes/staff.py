@@ -13,7 +13,6 @@ from weika_gateway.adapters.repository import (
     AuditRepository,
     MerchantRepository,
     StaffRepository,
-    StoreRepository,
 )
 from weika_gateway.auth import (
     MANAGER_ROLE,
@@ -24,8 +23,8 @@ from weika_gateway.auth import (
     current_caller,
     issue_api_key,
 )
-from weika_gateway.errors import RoleNotAssignable, StaffNotFound, UnknownStore
-from weika_gateway.routes import body_fields
+from weika_gateway.errors import RoleNotAssignable, StaffNotFound
+from weika_gateway.routes import body_fields, check_stores_known
 from weika_gateway.state import state
 from weika_gateway.validation import digits, invalid
 from weika_kit import ids
@@ -50,10 +49,7 @@ def _checked_stores(uow: UnitOfWork, caller: Caller, role: str, store_ids: list[
     if role not in STORE_ROLES and store_ids:
         raise invalid("store_ids", f"a {role.replace('_', ' ')} works for every store; leave store_ids empty",
                       "not_allowed")
-    known = StoreRepository(uow, caller).known_ids(store_ids)
-    for store_id in store_ids:
-        if store_id not in known:
-            raise UnknownStore(f"store {store_id} is not one of your stores", details={"store_id": store_id})
+    check_stores_known(caller, store_ids, uow)
     return store_ids
 
 
